@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from nnkit.cli.common import (add_data_root_arg, add_device_arg, add_json_arg, emit_json, parse_options,
-                              positive_int, progress_bar)
+from nnkit.cli.common import (
+    add_data_root_arg,
+    add_device_arg,
+    add_json_arg,
+    emit_json,
+    parse_options,
+    positive_int,
+    progress_bar,
+)
 
 
 def add_parser(sub) -> None:
@@ -54,11 +61,12 @@ def run(args) -> int:
         early_stopping=args.early_stopping, seed=args.seed, device=args.device, name=args.name,
         max_steps=args.max_steps,
     )
-    bar = progress_bar(0, "train")
+    bars = []  # created at the first step, so an early error prints nothing but its one line
 
     def on_progress(p):
-        if bar.total != p.total_steps:
-            bar.total = p.total_steps
+        if not bars:
+            bars.append(progress_bar(p.total_steps, "train"))
+        bar = bars[0]
         if p.kind == "batch":
             bar.update(1)
             bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}")
@@ -71,7 +79,8 @@ def run(args) -> int:
     try:
         result = train(config, on_progress=on_progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     print(f"run {result.run_id}: test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s "
           f"(seed {result.seed})", file=sys.stderr if args.json else sys.stdout)
     if args.json:

@@ -15,7 +15,7 @@ from nnkit.data.base import Dataset, Split
 from nnkit.data.registry import register
 from nnkit.data.shapes import IMAGE_SIZE, SHAPE_CLASSES, build_shapes
 
-TAG_SIZE = 4  # pixels per side
+TAG_SIZE = 3  # pixels per side: small, like a scanner token
 TAG_MARGIN = 1
 # Ten clearly distinct saturated colours, one per class.
 TAG_COLOURS = torch.tensor([

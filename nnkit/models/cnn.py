@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from nnkit.errors import NnkitError
 from nnkit.models.layers import activation as make_activation
 from nnkit.models.registry import register
 
 
 @register("cnn", "LeNet-style CNN: 3 conv-pool stages and 2 dense layers", widths=(32, 64, 128),
-          hidden=256, activation="relu", dropout=0.25, batch_norm=False)
-def cnn(num_classes, in_channels, image_size, widths, hidden, activation, dropout, batch_norm):
-    """[3×3 conv → (BN) → act → 2×2 max-pool] per width → Flatten → dense → act → dropout → dense.
+          hidden=256, activation="relu", dropout=0.25, batch_norm=True, pool="max")
+def cnn(num_classes, in_channels, image_size, widths, hidden, activation, dropout, batch_norm, pool):
+    """[3×3 conv → (BN) → act → 2×2 max-pool] per width → pool → Flatten → dense → act → dropout → dense.
+
+    ``pool`` is "max" or "avg" (global pooling over positions: the head sees what, not where, so a
+    small object anywhere in the frame is learnt from few examples) or "flatten" (classic LeNet).
 
     Shape:
         N×C×S×S → N×num_classes; the last conv stage is ``features[-1]`` (Grad-CAM's layer).
@@ -25,7 +29,11 @@ def cnn(num_classes, in_channels, image_size, widths, hidden, activation, dropou
         block += [make_activation(activation), nn.MaxPool2d(2)]
         stages.append(nn.Sequential(*block))
         channels, side = int(w), side // 2
-    head = [nn.Flatten(), nn.Linear(channels * side * side, int(hidden)), make_activation(activation)]
+    if pool not in ("max", "avg", "flatten"):
+        raise NnkitError(f"cnn pool must be max, avg or flatten, got {pool!r}")
+    pooling = {"max": nn.AdaptiveMaxPool2d(1), "avg": nn.AdaptiveAvgPool2d(1), "flatten": nn.Identity()}[pool]
+    flat = channels if pool != "flatten" else channels * side * side
+    head = [pooling, nn.Flatten(), nn.Linear(flat, int(hidden)), make_activation(activation)]
     if dropout:
         head.append(nn.Dropout(dropout))
     head.append(nn.Linear(int(hidden), num_classes))

@@ -91,7 +91,7 @@ def _scheduler(config: TrainConfig, opt, total_steps: int):
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, total_steps // 3), gamma=0.1)
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and total_steps >= 10:  # shorter runs (max_steps demos) keep a flat rate
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps,
                                                    pct_start=0.25)
     return None

@@ -1,0 +1,131 @@
+"""Train: a classifier from the model registry with a chosen recipe, live curves, results and comparisons."""
+
+import streamlit as st
+
+from app_pages import _shared as ui
+from nnkit import plots
+from nnkit.jobs import train_task
+from nnkit.models import list_models
+from nnkit.models.layers import ACTIVATIONS
+from nnkit.runs import RunStore
+from nnkit.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+ui.page_header("Train", "Train a classifier with your choice of architecture and recipe, and watch it learn.")
+
+models = {m.name: m for m in list_models()}
+left, right = st.columns(2)
+with left:
+    data_name = ui.dataset_select("train_data")
+with right:
+    model_name = st.selectbox("Model", list(models), key="train_model",
+                              format_func=lambda n: f"{n}: {models[n].description}")
+entry = models[model_name]
+
+with st.form("train_form"):
+    st.markdown("**Model**")
+    c = st.columns(3)
+    model_opts = {}
+    if "activation" in entry.options:
+        acts = list(ACTIVATIONS)
+        model_opts["activation"] = c[0].selectbox("Activation", acts, index=acts.index(entry.options["activation"]),
+                                                  key="train_activation")
+    if "dropout" in entry.options:
+        model_opts["dropout"] = c[1].slider("Dropout", 0.0, 0.8, float(entry.options["dropout"]), 0.05,
+                                            key="train_dropout")
+    if "batch_norm" in entry.options:
+        model_opts["batch_norm"] = c[2].checkbox("Batch norm", bool(entry.options["batch_norm"]), key="train_bn")
+    st.markdown("**Training**")
+    c = st.columns(4)
+    defaults = TrainConfig()
+    optimizer = c[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer), key="train_opt")
+    lr = c[1].number_input("Learning rate", 1e-5, 1.0, defaults.lr, format="%.4f", key="train_lr")
+    schedule = c[2].selectbox("LR schedule", SCHEDULES, index=SCHEDULES.index(defaults.schedule), key="train_sched")
+    epochs = c[3].number_input("Epochs", 1, 100, defaults.epochs, key="train_epochs")
+    c = st.columns(4)
+    batch_size = c[0].selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="train_bs")
+    augment = c[1].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(defaults.augment),
+                             key="train_aug")
+    weight_decay = c[2].number_input("Weight decay", 0.0, 0.1, defaults.weight_decay, format="%.5f", key="train_wd")
+    early = c[3].number_input("Early stopping (epochs, 0: off)", 0, 50, 0, key="train_early")
+    c = st.columns(4)
+    seed = c[0].number_input("Seed (empty: random, recorded)", 0, 2**31 - 1, value=None, key="train_seed")
+    run_name = c[1].text_input("Run name (optional)", key="train_name")
+    with st.expander("Dataset options"):
+        data_opts = ui.dataset_options(data_name, "train_data_opt")
+    submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:",
+                                      disabled=ui.has_active_job("train"))
+
+if submitted:
+    with ui.guard():
+        config = TrainConfig(data=data_name, model=model_name, model_opts=model_opts, data_opts=data_opts,
+                             optimizer=optimizer, lr=float(lr), schedule=schedule, epochs=int(epochs),
+                             batch_size=int(batch_size), augment=augment, weight_decay=float(weight_decay),
+                             early_stopping=int(early), seed=None if seed is None else int(seed),
+                             name=run_name.strip() or None).validate()
+        ui.submit_job(train_task, kind="train", title=f"Train {model_name} on {ui.dataset_label(data_name)}",
+                      slot="train", config=config)
+    st.rerun()  # show the live panel and the sidebar's job straight away
+
+ui.job_panel(ui.current_job("train"), key="train", figure=plots.training_curves, figure_when_done=False,
+             on_done=lambda v: ui.set_active_run(v.result["run_id"]))
+
+runs = ui.classifier_runs()
+if not runs:
+    st.info("No trained model yet: train one above, or use Quick start on Home.", icon=":material/info:")
+    st.stop()
+
+st.subheader("Result")
+labels = {r.run_id: ui.run_label(r) for r in runs}
+active = ui.active_run()
+ids = list(labels)
+run_id = st.selectbox("Run", ids, index=ids.index(active.run_id) if active and active.run_id in ids else 0,
+                      format_func=labels.get, key=f"train_result_run_{active.run_id if active else ''}")
+with ui.guard():
+    run = RunStore().get(run_id)
+meta = run.meta
+c = st.columns(4)
+c[0].metric("Test accuracy", f"{meta.get('test_accuracy', 0):.1%}")
+c[1].metric("Parameters", f"{meta.get('parameters', 0):,}")
+c[2].metric("Training time", f"{meta.get('seconds', 0):.0f} s")
+c[3].metric("Seed", meta.get("seed"))
+st.caption(f"Run `{run.run_id}` · {meta.get('device', '?')} · dataset {meta.get('dataset', {}).get('name')} · "
+           f"model {meta.get('model', {}).get('name')}")
+left, right = st.columns(2)
+with left:
+    curves = plots.training_curves(run.metrics(), height=420)
+    st.plotly_chart(curves, key="train_result_curves")
+with right:
+    class_names = meta.get("dataset", {}).get("class_names", [])
+    if (run.path / "eval_test.json").is_file():
+        test = run.read_json("eval_test.json")
+        confusion = plots.confusion_matrix(test["confusion"], class_names, height=420)
+        st.plotly_chart(confusion, key="train_result_confusion")
+    else:
+        confusion = None
+        st.caption("This run has no test evaluation saved.")
+ui.download_run(run, key="train_dl")
+d = st.columns(4)
+with d[0]:
+    ui.download_figure(curves, f"{run.run_id}-curves.html", key="train_dl_curves", label="Curves (HTML)")
+if confusion is not None:
+    with d[1]:
+        ui.download_figure(confusion, f"{run.run_id}-confusion.html", key="train_dl_conf", label="Confusion (HTML)")
+
+st.subheader("Compare runs")
+chosen = st.multiselect("Runs", ids, default=ids[: min(3, len(ids))], format_func=labels.get, key="train_compare")
+metric = st.segmented_control("Metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
+                              default="val_accuracy", key="train_compare_metric") or "val_accuracy"
+if chosen:
+    store = RunStore()
+    compared = [store.get(r) for r in chosen]
+    st.plotly_chart(plots.compare_runs({labels[r.run_id]: r.metrics() for r in compared}, metric),
+                    key="train_compare_chart")
+    rows = []
+    for r in compared:
+        cfg = r.read_json("config.json") if (r.path / "config.json").is_file() else {}
+        spec = r.meta.get("model", {})
+        rows.append({"run": labels[r.run_id], "model": spec.get("name"), "activation": spec.get("activation"),
+                     "batch norm": spec.get("batch_norm"), "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"),
+                     "epochs": r.meta.get("epochs_run"), "test accuracy": r.meta.get("test_accuracy"),
+                     "seconds": round(r.meta.get("seconds", 0), 1)})
+    st.dataframe(rows, hide_index=True, width="stretch")

@@ -1,0 +1,220 @@
+"""``nnkit explain``, ``nnkit confounding`` and ``nnkit sanity``: where a model looks, whether it relies
+on a confounder, and whether the attribution methods pass their sanity checks."""
+
+from __future__ import annotations
+
+from nnkit.cli.common import add_data_root_arg, add_device_arg, add_json_arg, emit_json, positive_int, progress_bar
+
+
+def _common(p, n_default: int) -> None:
+    p.add_argument("run", metavar="RUN", help="run id, unique id prefix, or --name given at training")
+    p.add_argument("--data", help="dataset to take the images from (default: the run's own)")
+    p.add_argument("--split", help="split to take the images from (default: test; tag-agrees for confounding)")
+    p.add_argument("--n", type=positive_int, default=n_default, help="number of images (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image draw and of random methods "
+                   "(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per attribution call")
+    add_data_root_arg(p)
+    add_device_arg(p)
+    add_json_arg(p)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("explain", help="saliency maps of a run: PNG grid (images × methods) and plotly JSON")
+    _common(p, 16)
+    p.add_argument("--method", default="gradcam",
+                   help="attribution method(s), comma-separated: saliency, ig, smoothgrad, gradcam, occlusion, "
+                        "guided_backprop, deeplift (default: %(default)s)")
+    p.add_argument("--target", choices=("predicted", "label"), default="predicted",
+                   help="class to explain (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for explain.png and figures.json")
+    p.set_defaults(func=run_explain)
+
+    p = sub.add_parser(
+        "confounding", help="does a run rely on a suspected confounder? evidence and verdict",
+        description="Measures relevance mass and the pointing game inside the confounder's mask (dataset masks or "
+                    "--mask-box), the counterfactual test where the data has tag variants, and an erasure test. "
+                    "Verdict relies_on_confounder when an attribution test (mass >= 3x the mask's area share, or "
+                    "pointing game >= 50%) and a behavioural test (tag followed >= chance + 20%, accuracy gap >= 20%, "
+                    "or accuracy drop on erasure >= 10%) both pass; otherwise no_evidence.")
+    _common(p, 200)
+    p.add_argument("--mask-box", metavar="x0,y0,x1,y1",
+                   help="the suspected confounder as a pixel box (end-exclusive), for data without masks")
+    p.add_argument("--methods", default="saliency,gradcam,ig", help="attribution methods (default: %(default)s)")
+    p.add_argument("--reference", metavar="RUN", help="a run trained on clean data, checked on the same images")
+    p.set_defaults(func=run_confounding)
+
+    p = sub.add_parser("sanity", help="randomisation sanity check (Adebayo et al. 2018) and deletion/insertion AUC")
+    _common(p, 32)
+    p.add_argument("--methods", default="saliency,guided_backprop,gradcam,ig",
+                   help="attribution methods (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="mean rank correlation at which a method's maps count as unchanged (default: %(default)s)")
+    p.add_argument("--absolute", action="store_true", help="compare absolute-value maps instead of signed ones")
+    p.add_argument("--steps", type=positive_int, default=16, help="deletion/insertion curve points")
+    p.set_defaults(func=run_sanity)
+
+
+def _load(args):
+    from nnkit.device import get_device
+    from nnkit.runs import RunStore, load_classifier, load_run_data
+
+    info = RunStore().get(args.run)
+    dataset = load_run_data(info, args.data, args.data_root)
+    device = get_device(args.device)
+    model = load_classifier(info, device)
+    return info, dataset, model, device
+
+
+def _draw(split, n: int, seed: int):
+    import torch
+
+    idx = torch.arange(len(split))
+    if n < len(idx):
+        idx = torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return split.subset(idx)
+
+
+def _bar(desc: str, quiet: bool):
+    bar = progress_bar(0, desc, disable=quiet)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def run_explain(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from nnkit.atomic import write_bytes, write_json
+    from nnkit.saliency import METHODS, explain, grid_figure, parse_methods, render_grid_png, to_map
+
+    methods = parse_methods(args.method)
+    info, dataset, model, device = _load(args)
+    split = _draw(dataset.split(args.split or "test"), args.n, args.seed)
+    with torch.no_grad():
+        pred = model(split.images.to(device)).argmax(1).cpu()
+    target = split.labels if args.target == "label" else pred
+    bar, update = _bar("explain", args.json)
+    attrs = {}
+    for k, m in enumerate(methods):
+        attrs[m] = explain(model, split.images, target, m, batch_size=args.batch_size, device=device, seed=args.seed)
+        update(k + 1, len(methods))
+    bar.close()
+    # Magnitude for display (captum's "absolute_value" view); Grad-CAM is non-negative anyway.
+    maps = {METHODS[m].label: to_map(a, "abs") for m, a in attrs.items()}
+    names = dataset.class_names
+    rows = [f"{names[int(y)]}→{names[int(p)]}" for y, p in zip(split.labels, pred)]
+    out = Path(args.out).expanduser()
+    png = write_bytes(out / "explain.png", render_grid_png(split.images, maps))
+    fig = grid_figure(split.images, maps, row_titles=rows)
+    figures = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test", "methods": methods,
+               "target": args.target, "rows": rows, "grid": fig.to_plotly_json()}
+    fig_path = write_json(out / "figures.json", _plotly_safe(figures))
+    summary = {"run_id": info.run_id, "methods": methods, "n": len(split), "png": str(png),
+               "figures": str(fig_path), "accuracy": float((pred == split.labels).float().mean())}
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"{info.run_id}: {', '.join(methods)} on {len(split)} images of {dataset.name}/{args.split or 'test'}")
+        print(f"  grid    {png}")
+        print(f"  figures {fig_path}")
+    return 0
+
+
+def _plotly_safe(obj):
+    """plotly's JSON form holds numpy arrays: make it plain JSON."""
+    import json
+
+    import plotly
+
+    return json.loads(json.dumps(obj, cls=plotly.utils.PlotlyJSONEncoder))
+
+
+def run_confounding(args) -> int:
+    from nnkit.confounding import check_dataset, parse_box
+    from nnkit.errors import NnkitError
+    from nnkit.runs import RunStore, load_classifier
+
+    box = parse_box(args.mask_box) if args.mask_box else None
+    info, dataset, model, device = _load(args)
+    reference = ref_info = None
+    if args.reference:
+        ref_info = RunStore().get(args.reference)
+        reference = load_classifier(ref_info, device)
+        spec = reference.spec
+        if (spec["num_classes"], spec["in_channels"], spec["image_size"]) != (
+                dataset.num_classes, dataset.in_channels, dataset.image_size):
+            raise NnkitError(f"reference run {ref_info.run_id} does not fit dataset {dataset.name!r}")
+    bar, update = _bar("confounding", args.json)
+    report = check_dataset(model, dataset, split=args.split, mask_box=box, n=args.n, seed=args.seed,
+                           methods=args.methods, reference=reference, batch_size=args.batch_size, device=device,
+                           on_progress=update)
+    bar.close()
+    out = report.to_dict()
+    out = {"run_id": info.run_id, "reference_run_id": ref_info.run_id if reference is not None else None, **out}
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{info.run_id} on {report.info['data']}/{report.info['split']} ({report.n} images, mask: "
+          f"{report.info['mask']}, {report.area_share:.1%} of the image)")
+    width = max(len(v["label"]) for v in report.methods.values())
+    print(f"  {'method':<{width}}  mass   ×area  pointing" + ("   ×reference" if reference is not None else ""))
+    for m in report.methods.values():
+        line = f"  {m['label']:<{width}}  {m['relevance_mass']:.3f}  {m['mass_ratio']:5.1f}  {m['pointing_game']:.2f}"
+        if reference is not None:
+            line += f"      {m['mass_vs_reference']:.1f}"
+        print(line)
+    if report.counterfactual is not None:
+        cf = report.counterfactual
+        print("  counterfactual: " + ", ".join(f"{k} {v:.1%}" for k, v in cf.accuracy.items()) +
+              f"; follows tag {cf.follows_tag:.1%} (chance {cf.chance:.1%})")
+    if report.erasure is not None:
+        er = report.erasure
+        print(f"  erasure: accuracy {er.accuracy:.1%} → {er.accuracy_erased:.1%}, {er.changed:.1%} predictions change")
+    print(f"verdict: {report.verdict}")
+    print(f"  {report.reason}")
+    if report.reference is not None:
+        print(f"reference {out['reference_run_id']}: {report.reference.verdict}")
+    return 0
+
+
+def run_sanity(args) -> int:
+    from nnkit.confounding import cascading_randomization, faithfulness
+    from nnkit.saliency import parse_methods
+
+    methods = parse_methods(args.methods)
+    info, dataset, model, device = _load(args)
+    split = _draw(dataset.split(args.split or "test"), args.n, args.seed)
+    bar, update = _bar("randomisation", args.json)
+    sanity = cascading_randomization(model, split.images, methods, threshold=args.threshold, absolute=args.absolute,
+                                     batch_size=args.batch_size, device=device, seed=args.seed, on_progress=update)
+    bar.close()
+    bar, update = _bar("deletion/insertion", args.json)
+    faith = faithfulness(model, split.images, methods, steps=args.steps, batch_size=args.batch_size, device=device,
+                         seed=args.seed, on_progress=update)
+    bar.close()
+    out = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test",
+           "randomisation": sanity.to_dict(), "faithfulness": faith.to_dict()}
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{info.run_id}: cascading randomisation over {len(sanity.layers)} layers, {sanity.n} images, "
+          f"{'absolute' if sanity.absolute else 'signed'} maps (flag: mean rank correlation >= {sanity.threshold:g})")
+    width = max(len(v["label"]) for v in faith.methods.values())
+    print(f"  {'method':<{width}}  rank corr.  flagged  deletion AUC  insertion AUC")
+    for m in methods:
+        r, f = sanity.methods[m], faith.methods[m]
+        print(f"  {r['label']:<{width}}  {r['similarity']:10.2f}  {'yes' if r['flagged'] else 'no':>7}  "
+              f"{f['deletion_auc']:12.3f}  {f['insertion_auc']:13.3f}")
+    f = faith.methods["random"]
+    print(f"  {f['label']:<{width}}  {'':10}  {'':7}  {f['deletion_auc']:12.3f}  {f['insertion_auc']:13.3f}")
+    print("most to least sensitive to randomisation: " + ", ".join(sanity.ranking))
+    return 0
+

@@ -1,0 +1,40 @@
+"""The nnkit dashboard: ``make app`` (or ``streamlit run streamlit_app.py``).
+
+The entry builds the navigation from ``PAGES``, draws the shared sidebar (device, active model,
+your jobs) and runs the chosen page. Long work runs in background jobs (``nnkit.jobs``), so every
+page stays responsive; see ``app_pages/_shared.py`` for the helpers pages use.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# The dashboard's pages, in menu order: (section, page file, title, Material icon).
+# Adding a page is adding its line here; the first page is the home page. The folder is not called
+# pages/: Streamlit would then run a bookmarked page URL as an old-style multipage app, without this entry.
+PAGES: list[tuple[str, str, str, str]] = [
+    ("Lab", "app_pages/home.py", "Home", ":material/home:"),
+    ("Lab", "app_pages/data.py", "Data", ":material/dataset:"),
+    ("Lab", "app_pages/train.py", "Train", ":material/model_training:"),
+]
+
+
+def build_pages() -> dict[str, list[st.Page]]:
+    """``st.navigation``'s input: ``{section: [st.Page, ...]}`` built from ``PAGES``."""
+    sections: dict[str, list[st.Page]] = {}
+    for i, (section, path, title, icon) in enumerate(PAGES):
+        sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=i == 0))
+    return sections
+
+
+def main() -> None:
+    from app_pages import _shared as ui
+
+    st.set_page_config(page_title="nnkit lab", page_icon=":material/science:", layout="wide")
+    page = st.navigation(build_pages())
+    ui.render_sidebar()
+    ui.run_page(page)
+
+
+if __name__ == "__main__":  # Streamlit runs the entry as __main__; tests import build_pages
+    main()

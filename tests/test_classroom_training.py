@@ -1,0 +1,203 @@
+"""Classroom demos that train something: tricks, autoencoders, the toy GAN, brittleness and confounding.
+
+Budgets are tiny (a few hundred steps); the checks are about the phenomena each demo teaches.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from nnkit import data as datasets
+from nnkit.classroom import autoencoder, brittleness, gan, tricks
+from nnkit.classroom._threads import one_thread
+from nnkit.errors import Cancelled, NnkitError
+
+# ---------------------------------------------------------------- 6. training tricks
+
+
+def test_tricks_show_overfitting_early_stopping_and_a_tiny_learning_rate(mnist_root):
+    seen = []
+    curves = tricks.compare_tricks(["baseline", "early stopping", "learning rate too small"], data_root=mnist_root,
+                                   on_progress=lambda name, c: seen.append((name, len(c.epochs))))
+    base, early, small = curves
+    assert base.done and len(base.epochs) == 30 and base.test_accuracy > 0.7
+    # Overfitting is visible: the training set is learnt almost perfectly, the validation set is not.
+    assert base.train_accuracy[-1] > 0.97
+    assert base.gap > 0.05 and base.val_loss[-1] > 2 * base.train_loss[-1]
+    assert early.stopped_early and len(early.epochs) < 30
+    assert small.train_loss[-1] > 3 * base.train_loss[-1]
+    assert not base.diverged
+    # The page is told after every epoch of every run, and once more when a run is done.
+    assert [n for name, n in seen if name == "baseline"][:3] == [1, 2, 3]
+    assert len(seen) == 30 + len(early.epochs) + 30 + 3
+
+
+def test_trick_configs_change_one_thing():
+    base = tricks.baseline_config(data="shapes", n_train=100)
+    assert base.data_opts == {"n_train": 100, "n_test": 100}
+    assert tricks.trick_config("dropout", base).model_opts["dropout"] == 0.5
+    assert tricks.trick_config("dropout", base).model_opts["hidden"] == (256, 256)
+    assert tricks.trick_config("augmentation", base).augment == "flip+crop"
+    assert tricks.trick_config("augmentation", tricks.baseline_config()).augment == "crop"
+    momentum = tricks.trick_config("momentum", base)
+    assert (momentum.optimizer, momentum.lr) == ("momentum", base.lr)
+    assert tricks.baseline_config().model_opts == base.model_opts  # the trick did not leak into the base
+    with pytest.raises(NnkitError):
+        tricks.trick_config("magic", base)
+
+
+def test_tricks_cancel_within_one_batch():
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        tricks.compare_tricks(["baseline"], data="shapes", n_train=40, epochs=1, stop_event=stop)
+
+
+# ---------------------------------------------------------------- 8. autoencoders
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_root):
+    ds = datasets.create("mnist", root=mnist_root, download=False)
+    return ds.split("train").images, ds.split("test").images[:64]
+
+
+def test_denoising_autoencoder_removes_noise(digits):
+    train_images, test_images = digits
+    frames = list(autoencoder.train_autoencoder(train_images, bottleneck=32, noise=0.4, steps=300, hidden=128,
+                                                every=100))
+    assert [f.step for f in frames] == [0, 100, 200, 300]
+    assert frames[-1].loss < 0.5 * frames[0].loss
+    model = frames[-1].model
+    rec = autoencoder.reconstruct(model, test_images, noise=0.4)
+    assert rec.noisy.shape == rec.reconstructed.shape == (64, 28, 28)
+    # The reconstruction of the noisy digit is much closer to the clean digit than the noisy input was.
+    assert rec.mse_reconstructed < 0.6 * rec.mse_noisy
+    assert autoencoder.codes(model, test_images).shape == (64, 32)
+
+
+def test_bottleneck_size_sets_reconstruction_quality(digits):
+    train_images, test_images = digits
+    errors = {}
+    for k in (2, 32):
+        model, losses = autoencoder.fit_autoencoder(train_images, bottleneck=k, steps=300, hidden=128, every=300)
+        errors[k] = autoencoder.reconstruct(model, test_images).mse_reconstructed
+    mean_image = float(((test_images - train_images.mean(0)) ** 2).mean())
+    assert errors[32] < errors[2] < mean_image
+
+
+def test_autoencoder_on_colour_images_and_cancel():
+    images = datasets.create("shapes", n_train=64, n_test=16).split("train").images
+    model, losses = autoencoder.fit_autoencoder(images, bottleneck=8, steps=5, hidden=16, every=5)
+    assert autoencoder.reconstruct(model, images[:4], noise=0.1).reconstructed.shape == (4, 32, 32, 3)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        list(autoencoder.train_autoencoder(images, steps=5, stop_event=stop))
+
+
+# ---------------------------------------------------------------- 9. GAN on a toy distribution
+
+
+def test_gan_learns_a_1d_gaussian():
+    frames = list(gan.gan_steps("gaussian", steps=800, every=200, seed=0))
+    assert [f.step for f in frames] == [0, 200, 400, 600, 800]
+    first, last = frames[0], frames[-1]
+    assert abs(float(first.fake.mean()) - 2.0) > 1.0  # untrained G is far from N(2, 0.5²)
+    assert abs(float(last.fake.mean()) - 2.0) < 0.3
+    assert 0.25 < float(last.fake.std()) < 0.8
+    # Near the data, D can no longer tell real from fake: its output is close to 1/2.
+    near = np.abs(last.grid[0] - 2.0) < 0.5
+    assert np.all(np.abs(last.d_grid[near] - 0.5) < 0.15)
+    assert last.d_grid.shape == last.grid[0].shape == (101,)
+    assert abs(last.value - 2 * np.log(0.5)) < 0.1  # V(D, G) at the equilibrium: log ¼
+
+
+def test_gan_2d_frame_shapes_and_errors():
+    frames = list(gan.gan_steps("ring", steps=4, every=2, samples=50, grid_size=11))
+    assert frames[-1].fake.shape == (50, 2) and frames[-1].d_grid.shape == (11, 11)
+    assert np.all((frames[-1].d_grid > 0) & (frames[-1].d_grid < 1))
+    with pytest.raises(NnkitError):
+        list(gan.gan_steps("spiral"))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        list(gan.gan_steps(steps=5, stop_event=stop))
+
+
+# ---------------------------------------------------------------- 10. brittleness and confounding
+
+
+def test_one_pixel_flips_a_digit(mnist_root):
+    model = brittleness.train_digit_model(mnist_root, n_train=1000, epochs=8)
+    test = datasets.create("mnist", root=mnist_root, download=False).split("test")
+    flip = brittleness.find_one_pixel_flip(model, test.images[:200], test.labels[:200], max_images=30)
+    assert flip is not None and flip.search == "differential evolution"
+    assert flip.prediction_before == flip.label == int(test.labels[flip.index])
+    assert flip.prediction_after != flip.label
+    assert np.array_equal(flip.image, test.images[flip.index, 0].numpy())
+    changed = np.argwhere(flip.image != flip.flipped)
+    assert changed.tolist() == [[flip.row, flip.col]]
+    assert flip.flipped[flip.row, flip.col] == pytest.approx(float(flip.new_value[0]))
+    assert 0 < flip.queries <= 100 * 21 + 2
+    # The reported decision is the model's own on the flipped image.
+    with torch.no_grad():
+        assert int(model(torch.tensor(flip.flipped)[None, None]).argmax()) == flip.prediction_after
+
+
+class _PixelReader(torch.nn.Module):
+    """Logits (0.5, x[0, 3, 4], 0): class 1 wins exactly when pixel (3, 4) exceeds 0.5."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        pixel = x[:, 0, 3, 4] + 0 * self.w
+        return torch.stack([torch.full_like(pixel, 0.5), pixel, torch.zeros_like(pixel)], 1)
+
+
+def test_exhaustive_one_pixel_search_finds_the_only_pixel_that_matters():
+    image = torch.zeros(1, 6, 6)
+    flip = brittleness.one_pixel_search(_PixelReader(), image, label=0)
+    assert flip is not None and flip.search == "exhaustive"
+    assert (flip.row, flip.col, flip.prediction_before, flip.prediction_after) == (3, 4, 0, 1)
+    assert flip.new_value.tolist() == [1.0] and flip.old_value.tolist() == [0.0]
+    assert flip.queries == 6 * 6 * 2 + 1
+    # Black pixels only: nothing can flip it.
+    assert brittleness.one_pixel_search(_PixelReader(), image, label=0, values=(0.0,)) is None
+
+
+@pytest.fixture(scope="module")
+def confounded_model():
+    """A tiny cnn trained briefly on shapes-confounded: enough to pick up the tag shortcut."""
+    from nnkit.runs import RunStore
+    from nnkit.training import TrainConfig, train
+
+    cfg = TrainConfig(data="shapes-confounded", data_opts={"n_train": 1000, "n_test": 200}, model="cnn",
+                      model_opts={"widths": (8, 16, 32), "hidden": 32}, epochs=3, batch_size=64, seed=0,
+                      device="cpu")
+    with tempfile.TemporaryDirectory() as tmp, one_thread():
+        return train(cfg, store=RunStore(tmp)).model.eval()
+
+
+def test_tag_moved_test_on_a_confounded_model(confounded_model):
+    dataset = datasets.create("shapes-confounded", n_train=1000, n_test=200)
+    report = brittleness.tag_moved_test(confounded_model, dataset, n=200, examples=3)
+    acc = report.accuracy
+    assert set(acc) == {"tag-agrees", "no-tag", "tag-shuffled"} and report.n == 200
+    # Moving the tag costs the model most of its accuracy, and its answers follow the tag.
+    assert acc["tag-agrees"] - acc["tag-shuffled"] > 0.2
+    assert report.follows_tag > 2 * report.chance
+    assert len(report.examples) == 3
+    ex = report.examples[0]
+    assert ex.image_tagged.shape == ex.image_moved.shape == (32, 32, 3)
+    assert ex.saliency_tagged.shape == (32, 32) and ex.tag_class != ex.label
+    assert ex.prediction_tagged == ex.label
+    # The saliency concentrates on the tag: its share inside the tag box is well above the tag's area.
+    assert np.mean([e.tag_share_tagged for e in report.examples]) > 2 * ex.tag_area

@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from nnkit.device import describe_device, get_device
+from nnkit.errors import NnkitError
+from nnkit.seeding import seed_everything
+
+
+def test_cpu_and_env_override(monkeypatch):
+    assert get_device("cpu").type == "cpu"
+    monkeypatch.setenv("NNKIT_DEVICE", "cpu")
+    assert get_device().type == "cpu"
+    assert describe_device("cpu").startswith("cpu")
+
+
+def test_unknown_or_absent_device_is_a_one_line_error():
+    with pytest.raises(NnkitError, match="unknown device"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(NnkitError, match="no CUDA"):
+            get_device("cuda")
+
+
+def test_seed_is_returned_and_reproducible():
+    assert seed_everything(123) == 123
+    a = torch.rand(3)
+    seed_everything(123)
+    assert torch.equal(a, torch.rand(3))
+    picked = seed_everything(None)
+    assert isinstance(picked, int) and picked >= 0
