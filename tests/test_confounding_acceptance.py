@@ -38,7 +38,8 @@ def test_tag_model_relies_on_the_tag_and_clean_model_does_not(confounded_run, sh
     clean = _confounding(capsys, shapes_run.run_id, *args)
     summary = {name: {m: (f["relevance_mass"], f["pointing_game"]) for m, f in r["methods"].items()}
                for name, r in (("tagged", tagged), ("clean", clean))}
-    print(json.dumps(summary))
+    with capsys.disabled():  # the figures behind the verdicts, in the -s log
+        print(json.dumps(summary))
     for method in ("saliency", "gradcam"):
         assert tagged["methods"][method]["relevance_mass"] >= 3 * clean["methods"][method]["relevance_mass"], summary
     assert tagged["pointing_game"] >= 0.7, summary
@@ -101,8 +102,9 @@ def test_mask_box_on_a_folder_with_an_unseen_tag(tmp_path, capsys):
     args = ("--data", f"folder:{tagged_dir}", "--mask-box", box, "--methods", "saliency,gradcam", "--n", "96")
     tagged = _confounding(capsys, runs["tagged"].run_id, *args)
     clean = _confounding(capsys, runs["clean"].run_id, *args)
-    print(json.dumps({n: {"mass": r["relevance_mass"], "pointing": r["pointing_game"], "erasure": r["erasure"],
-                          "accuracy": runs[n].test_accuracy} for n, r in (("tagged", tagged), ("clean", clean))}))
+    with capsys.disabled():
+        print(json.dumps({n: {"mass": r["relevance_mass"], "pointing": r["pointing_game"], "erasure": r["erasure"],
+                              "accuracy": runs[n].test_accuracy} for n, r in (("tagged", tagged), ("clean", clean))}))
     assert tagged["info"]["mask"] == f"box {box}" and tagged["counterfactual"] is None
     assert tagged["verdict"] == RELIES, tagged["reason"]
     assert clean["verdict"] == NO_EVIDENCE, clean["reason"]

@@ -200,3 +200,18 @@ def test_png_grid(tiny_cnn, images):
     im = Image.open(io.BytesIO(png))
     # 2 columns (image, Gradient) × 2 rows of 32-px tiles, 2-px padding, plus the title band.
     assert im.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2 + 14)
+
+
+@pytest.mark.gpu
+def test_explain_on_gpu_matches_cpu(tiny_cnn, images):
+    import copy
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    gpu_model = copy.deepcopy(tiny_cnn).cuda()
+    x = images.cuda()
+    for method in ("saliency", "gradcam", "ig"):
+        on_gpu = explain(gpu_model, x, method=method)
+        assert on_gpu.device.type == "cuda" and x.grad is None
+        # cuDNN may run convolutions in TF32: compare loosely.
+        assert torch.allclose(on_gpu.cpu(), explain(tiny_cnn, images, method=method), rtol=1e-2, atol=1e-3), method
