@@ -10,11 +10,12 @@ Example::
 
 from attacks.base import Attack, AttackResult, Oracle, goal_met, inference_copy
 from attacks.evaluate import AttackReport, evaluate, summarize, sweep, sweep_patch_area, sweep_pixels
+from attacks.on_run import RunAttack, one_pixel_on_run, patch_on_run, resolve_class
 from attacks.one_pixel import OnePixel
 from attacks.patch import LocalPatch, UniversalPatch, paste_patch, patch_mask, warp_patch
 
 __all__ = [
-    "Attack", "AttackReport", "AttackResult", "LocalPatch", "OnePixel", "Oracle", "UniversalPatch", "evaluate",
-    "goal_met", "inference_copy", "paste_patch", "patch_mask", "summarize", "sweep", "sweep_patch_area",
-    "sweep_pixels", "warp_patch",
+    "Attack", "AttackReport", "AttackResult", "LocalPatch", "OnePixel", "Oracle", "RunAttack", "UniversalPatch",
+    "evaluate", "goal_met", "inference_copy", "one_pixel_on_run", "paste_patch", "patch_mask", "patch_on_run",
+    "resolve_class", "summarize", "sweep", "sweep_patch_area", "sweep_pixels", "warp_patch",
 ]

@@ -27,9 +27,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from attacks import UniversalPatch  # noqa: E402
+from attacks import (
+    UniversalPatch,  # noqa: E402
+    resolve_class,  # noqa: E402
+)
 from bench.one_pixel_vs_peers import cpu_name, load_or_train  # noqa: E402
-from nnkit.cli.attack import resolve_class  # noqa: E402
 from nnkit.device import describe_device, get_device  # noqa: E402
 from nnkit.training import predict_logits  # noqa: E402
 from nnkit.versions import library_versions  # noqa: E402

@@ -357,3 +357,17 @@ def test_sweep_pixels_reports_every_k():
                            seed=0)
     assert [r.params["pixels"] for r in reports] == [1, 2]
     assert all(r.n == 3 for r in reports)
+
+
+def test_inference_copy_moves_max_pool_before_monotone_activations_only():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),  # GELU is not monotone
+                          nn.Conv2d(4, 4, 3, padding=1), nn.Sigmoid(), nn.AdaptiveMaxPool2d(1), nn.Flatten()).eval()
+    fast = inference_copy(model)
+    order = [type(dict(fast.named_modules())[n.target]).__name__ for n in fast.graph.nodes if n.op == "call_module"]
+    assert order == ["Conv2d", "MaxPool2d", "LeakyReLU", "Conv2d", "GELU", "MaxPool2d", "Conv2d",
+                     "AdaptiveMaxPool2d", "Sigmoid", "Flatten"]
+    x = torch.rand(5, 3, 16, 16) * 4 - 2
+    with torch.no_grad():
+        assert torch.allclose(fast(x), model(x), atol=1e-6)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from attacks import resolve_class
 from nnkit.cli import main
-from nnkit.cli.attack import resolve_class
 from nnkit.errors import NnkitError
 
 
@@ -99,3 +99,15 @@ def test_one_pixel_on_gpu_matches_cpu_contract():
     assert result.images.device.type == "cpu" and result.images.shape == x.shape
     assert ((result.images != x).any(1).flatten(1).sum(1) == 1).all()
     assert torch.equal(result.success, result.pred_after != y)
+
+
+def test_library_on_run_gives_the_cli_figures(tiny_run, capsys):
+    """The dashboard and the report call attacks.on_run; the CLI's --json must be the same figures."""
+    from attacks import one_pixel_on_run
+
+    assert main(["attack", "one-pixel", tiny_run, "--n", "5", "--popsize", "10", "--generations", "2",
+                 "--seed", "7", "--json"]) == 0
+    cli = last_json(capsys)
+    lib = one_pixel_on_run(tiny_run, n=5, popsize=10, generations=2, seed=7, device="cpu").summary()
+    drop = ("seconds", "seconds_per_image")
+    assert {k: v for k, v in lib.items() if k not in drop} == {k: v for k, v in cli.items() if k not in drop}

@@ -13,7 +13,6 @@ from nnkit.cli.common import (
     positive_int,
     progress_bar,
 )
-from nnkit.errors import NnkitError
 
 _EXAMPLES = 8  # before/after pairs written with --out
 _ZOOM = 8  # PNG pixels per image pixel
@@ -58,95 +57,57 @@ def _common(p) -> None:
     add_json_arg(p)
 
 
-def resolve_class(text: str, class_names: list[str]) -> int:
-    """A class given by name (case-insensitive) or index → its index; NnkitError when unknown."""
-    names = [c.lower() for c in class_names]
-    if text.strip().lower() in names:
-        return names.index(text.strip().lower())
-    try:
-        index = int(text)
-    except ValueError:
-        raise NnkitError(f"unknown class {text!r}: choose one of {', '.join(class_names)}") from None
-    if not 0 <= index < len(class_names):
-        raise NnkitError(f"class index {index} out of range 0..{len(class_names) - 1}")
-    return index
+class _LazyBar:
+    """A tqdm bar opened on the first progress call, so input errors print before any bar does."""
 
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
 
-def _load(args):
-    from nnkit.device import get_device
-    from nnkit.runs import RunStore, load_classifier, load_run_data
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(total, self.desc)
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
 
-    info = RunStore().get(args.run)
-    dataset = load_run_data(info, None, args.data_root)
-    split = dataset.split(args.split)
-    model = load_classifier(info, get_device(args.device))
-    return info, dataset, split, model
-
-
-def _bar_callback(bar):
-    def on_progress(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return on_progress
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run_one_pixel(args) -> int:
-    from attacks import OnePixel, evaluate
+    from attacks import one_pixel_on_run
 
-    if args.generations < 0:
-        raise NnkitError(f"--generations must be >= 0, got {args.generations}")
-    info, dataset, split, model = _load(args)
-    n = min(args.n, len(split))
-    target = resolve_class(args.targeted, dataset.class_names) if args.targeted is not None else None
-    attack = OnePixel(model, pixels=args.pixels, popsize=args.popsize, generations=args.generations, seed=args.seed)
-    bar = progress_bar(args.generations + 1, f"one-pixel k={args.pixels}")
+    bar = _LazyBar(f"one-pixel k={args.pixels}")
     try:
-        report = evaluate(model, attack, split.images[:n], split.labels[:n], target,
-                          class_names=dataset.class_names, on_progress=_bar_callback(bar))
+        done = one_pixel_on_run(args.run, n=args.n, pixels=args.pixels, target=args.targeted, popsize=args.popsize,
+                                generations=args.generations, split=args.split, seed=args.seed, device=args.device,
+                                data_root=args.data_root, on_progress=bar)
     finally:
         bar.close()
-    return _finish(args, info, dataset, report, split.images[:n], {"pixels": args.pixels, "target": target})
+    return _finish(args, done)
 
 
 def run_patch(args) -> int:
-    import time
+    from attacks import patch_on_run
 
-    from attacks import LocalPatch, UniversalPatch, evaluate
-
-    info, dataset, split, model = _load(args)
-    target = resolve_class(args.target, dataset.class_names)
-    n = min(args.n, len(split))
-    steps = {"steps": args.steps} if args.steps else {}
-    extra = {"kind": args.kind, "area": args.area, "shape": args.shape, "target": target}
-    if args.kind == "universal":
-        train = dataset.split("train")
-        m = min(args.train_n, len(train))
-        attack = UniversalPatch(model, area=args.area, shape=args.shape, seed=args.seed, **steps)
-        bar = progress_bar(attack.steps, "fit patch")
-        t0 = time.perf_counter()
-        try:
-            attack.fit(train.images[:m], train.labels[:m], target, on_progress=_bar_callback(bar))
-        finally:
-            bar.close()
-        extra.update(fit_seconds=time.perf_counter() - t0, train_images=m, fit_queries=attack.fit_info["queries"])
-    else:
-        attack = LocalPatch(model, area=args.area, shape=args.shape, seed=args.seed, **steps)
-    bar = progress_bar(1, f"{args.kind} patch")
+    fit_bar, bar = _LazyBar("fit patch"), _LazyBar(f"{args.kind} patch")
     try:
-        report = evaluate(model, attack, split.images[:n], split.labels[:n], target,
-                          class_names=dataset.class_names, on_progress=_bar_callback(bar))
+        done = patch_on_run(args.run, target=args.target, area=args.area, shape=args.shape, kind=args.kind, n=args.n,
+                            train_n=args.train_n, steps=args.steps, split=args.split, seed=args.seed,
+                            device=args.device, data_root=args.data_root, on_fit_progress=fit_bar, on_progress=bar)
     finally:
+        fit_bar.close()
         bar.close()
-    return _finish(args, info, dataset, report, split.images[:n], extra, attack=attack)
+    return _finish(args, done)
 
 
-def _finish(args, info, dataset, report, clean, extra: dict, attack=None) -> int:
-    out = {"run_id": info.run_id, "data": dataset.name, "split": args.split, **extra, **report.to_dict()}
+def _finish(args, done) -> int:
+    info, dataset, report, extra = done.info, done.dataset, done.report, done.extra
+    out = done.summary()
     if args.out:
-        out["files"] = _write_outputs(args.out, report, clean, dataset.class_names, out, attack)
+        out["files"] = _write_outputs(args.out, report, done.clean, dataset.class_names, out, done.attack)
     stream = sys.stderr if args.json else sys.stdout
     target = extra.get("target")
     goal = f"targeted at {dataset.class_names[target]}" if target is not None else "untargeted"

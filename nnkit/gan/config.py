@@ -29,7 +29,7 @@ class GanConfig:
     time_limit: float | None = None  # stop after this many seconds of training (final epoch is then partial)
     max_steps: int | None = None  # stop after this many steps (one D and one G update each; tests, demos)
     n_samples: int = 64  # size of the fixed noise batch drawn into the per-epoch grid
-    n_eval: int = 500  # generated images scored per epoch by the judge classifier
+    n_eval: int = 256  # generated images scored per epoch by the judge classifier (~ the cost of 8 steps)
     eval_every: int = 1  # score every this many epochs (the last epoch is always scored)
     confidence: float = 0.9  # a sample counts as confidently labelled at this judge probability
     judge: str | None = None  # classifier run (id, name or prefix) that scores samples; None: train one
