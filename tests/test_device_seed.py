@@ -28,3 +28,14 @@ def test_seed_is_returned_and_reproducible():
     assert torch.equal(a, torch.rand(3))
     picked = seed_everything(None)
     assert isinstance(picked, int) and picked >= 0
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import stat
+
+    from nnkit.atomic import write_text
+
+    path = write_text(tmp_path / "a.txt", "hello")
+    assert path.read_text() == "hello"
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044  # readable by group/others under the usual umask
+    assert not list(tmp_path.glob(".a.txt.*"))  # no temp file left behind

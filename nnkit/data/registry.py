@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ class DatasetEntry:
 
 _REGISTRY: dict[str, DatasetEntry] = {}
 _cache: OrderedDict[str, Dataset] = OrderedDict()
+# Dashboard jobs build datasets from worker threads: one lock keeps the cache consistent and stops two
+# jobs from generating the same dataset twice at once.
+_cache_lock = threading.RLock()
 
 
 def register(name: str, description: str, offline: bool = False):
@@ -52,23 +56,25 @@ def create(name: str, **opts) -> Dataset:
         A Dataset whose tensors are shared with an in-process cache: treat them as read-only.
     """
     key = json.dumps([name, opts], sort_keys=True, default=str)
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        dataset = _build(name, opts)
+        _cache[key] = dataset
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return dataset
+
+
+def _build(name: str, opts: dict) -> Dataset:
     if name.startswith(FOLDER_PREFIX):
         from nnkit.data.folder import build_folder
 
-        dataset = build_folder(name[len(FOLDER_PREFIX):], **opts)
-    elif name in _REGISTRY:
+        return build_folder(name[len(FOLDER_PREFIX):], **opts)
+    if name in _REGISTRY:
         try:
-            dataset = _REGISTRY[name].builder(**opts)
+            return _REGISTRY[name].builder(**opts)
         except TypeError as exc:  # an option the builder does not take
             raise NnkitError(f"dataset {name!r}: {exc}") from None
-    else:
-        raise NnkitError(
-            f"unknown dataset {name!r}: choose one of {', '.join(_REGISTRY)} or folder:PATH"
-        )
-    _cache[key] = dataset
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
-    return dataset
+    raise NnkitError(f"unknown dataset {name!r}: choose one of {', '.join(_REGISTRY)} or folder:PATH")

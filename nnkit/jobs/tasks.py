@@ -19,7 +19,7 @@ MAX_CURVE_POINTS = 300  # batch-loss points kept per training job: enough for a 
 def quick_start_config(device: str | None = None) -> TrainConfig:
     """The dashboard's one-click "Quick start": a small CNN on ``shapes`` (about 30-40 s on a laptop CPU).
 
-    Narrower conv stages than the default cnn (16-32-64 instead of 32-64-128) make each step about
+    Narrower conv stages than the default cnn (16-32-64 instead of 24-48-96) make each step about
     three times cheaper; three epochs on the 10,000 training images still give a model worth attacking.
 
     Args:

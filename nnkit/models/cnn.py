@@ -9,8 +9,8 @@ from nnkit.models.layers import activation as make_activation
 from nnkit.models.registry import register
 
 
-@register("cnn", "LeNet-style CNN: 3 conv-pool stages and 2 dense layers", widths=(32, 64, 128),
-          hidden=256, activation="relu", dropout=0.25, batch_norm=True, pool="max")
+@register("cnn", "LeNet-style CNN: 3 conv-pool stages and 2 dense layers", widths=(24, 48, 96),
+          hidden=192, activation="relu", dropout=0.25, batch_norm=True, pool="max")
 def cnn(num_classes, in_channels, image_size, widths, hidden, activation, dropout, batch_norm, pool):
     """[3×3 conv → (BN) → act → 2×2 max-pool] per width → pool → Flatten → dense → act → dropout → dense.
 

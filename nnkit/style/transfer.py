@@ -125,6 +125,10 @@ class StyleResult:
                 "config": self.config.to_dict()}
 
 
+class _BudgetSpent(Exception):
+    """Raised by the closure when the evaluation budget (``config.steps``) is used up."""
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of feature maps, averaged over positions (Gatys et al. 2016, eq. 3, divided by H·W).
 
@@ -221,15 +225,21 @@ def stylise(content: torch.Tensor, style: torch.Tensor, config: StyleConfig | No
     x.requires_grad_(True)
     history: list[dict] = []
     evaluations = 0
+    best: list = [float("inf"), None]  # lowest total loss seen and its image
 
     def closure() -> torch.Tensor:
         nonlocal evaluations
         if stop_event is not None and stop_event.is_set():
             raise Cancelled("style transfer cancelled")
+        if evaluations >= config.steps:
+            # L-BFGS's line search may ask for one evaluation past max_eval: the budget is exact instead.
+            raise _BudgetSpent
         opt.zero_grad(set_to_none=True)
         total, c, s, tv = losses(x)
         total.backward()
         evaluations += 1
+        if config.optimizer == "lbfgs" and float(total) < best[0]:
+            best[0], best[1] = float(total), x.detach().clone()
         record = {"step": evaluations, "loss": float(total.detach()), "content": float(c.detach()),
                   "style": float(s.detach()), "tv": float(tv.detach())}
         history.append(record)
@@ -248,7 +258,14 @@ def stylise(content: torch.Tensor, style: torch.Tensor, config: StyleConfig | No
         opt = torch.optim.LBFGS([x], lr=config.lr or 1.0, max_iter=config.steps, max_eval=config.steps,
                                 tolerance_grad=1e-9, tolerance_change=1e-12, history_size=50,
                                 line_search_fn="strong_wolfe")
-        opt.step(closure)
+        try:
+            opt.step(closure)
+        except _BudgetSpent:
+            pass
+        # The search may stop at a trial point: keep the best image it evaluated.
+        if best[1] is not None:
+            with torch.no_grad():
+                x.copy_(best[1])
     else:
         opt = torch.optim.Adam([x], lr=config.lr or 0.02)
         for _ in range(config.steps):
