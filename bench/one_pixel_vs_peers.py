@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from attacks import OnePixel  # noqa: E402
-from nnkit.device import describe_device, get_device  # noqa: E402
+from nnkit.device import cpu_name, describe_device, get_device  # noqa: E402
 from nnkit.runs import RunStore, load_classifier, load_run_data  # noqa: E402
 from nnkit.training import TrainConfig, predict_logits, train  # noqa: E402
 from nnkit.versions import library_versions  # noqa: E402
@@ -50,16 +49,6 @@ class CountingModel(nn.Module):
     def forward(self, x):
         self.count += int(x.shape[0])
         return self.model(x)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_or_train(run: str | None, device: torch.device):

@@ -31,8 +31,8 @@ from attacks import (
     UniversalPatch,  # noqa: E402
     resolve_class,  # noqa: E402
 )
-from bench.one_pixel_vs_peers import cpu_name, load_or_train  # noqa: E402
-from nnkit.device import describe_device, get_device  # noqa: E402
+from bench.one_pixel_vs_peers import load_or_train  # noqa: E402
+from nnkit.device import cpu_name, describe_device, get_device  # noqa: E402
 from nnkit.training import predict_logits  # noqa: E402
 from nnkit.versions import library_versions  # noqa: E402
 

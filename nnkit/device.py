@@ -38,10 +38,26 @@ def get_device(name: str | None = None) -> torch.device:
 
 
 def describe_device(device: torch.device | str | None = None) -> str:
-    """Human-readable device name, e.g. ``"cpu (2 threads)"`` or ``"cuda: NVIDIA H100"``."""
+    """Human-readable device name, e.g. ``"cpu: AMD EPYC 7B13 (2 threads)"`` or ``"cuda: NVIDIA H100"``."""
     device = get_device(device if isinstance(device, str) or device is None else str(device))
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "mps: Apple GPU"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    name = cpu_name()
+    return f"cpu{': ' + name if name else ''} ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def cpu_name() -> str:
+    """The processor's model name ("" where the system does not say)."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -14,9 +14,6 @@ from nnkit.cli.common import (
     progress_bar,
 )
 
-_EXAMPLES = 8  # before/after pairs written with --out
-_ZOOM = 8  # PNG pixels per image pixel
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("attack", help="single-pixel and patch attacks on a trained run")
@@ -134,68 +131,20 @@ def _write_outputs(out_dir: str, report, clean, class_names: list[str], summary:
     import io
     from pathlib import Path
 
+    from attacks.figures import examples_sheet, to_pil
     from nnkit.atomic import write_bytes, write_json
 
     out = Path(out_dir)
     files = []
     buf = io.BytesIO()
-    _examples_image(report.result, clean, class_names).save(buf, format="PNG")
+    examples_sheet(report.result, clean, class_names).save(buf, format="PNG")
     write_bytes(out / "examples.png", buf.getvalue())
     files.append("examples.png")
     if attack is not None and getattr(attack, "patch", None) is not None:
         buf = io.BytesIO()
-        _to_pil(attack.patch, attack.mask).save(buf, format="PNG")
+        to_pil(attack.patch, attack.mask).save(buf, format="PNG")
         write_bytes(out / "patch.png", buf.getvalue())
         files.append("patch.png")
     write_json(out / "report.json", {**summary, "files": files + ["report.json"]})
     files.append("report.json")
     return files
-
-
-def _to_pil(image, mask=None, zoom: int = _ZOOM):
-    """C×H×W tensor in [0, 1] → PIL image enlarged ``zoom`` times (pixels outside ``mask`` transparent)."""
-    import numpy as np
-    from PIL import Image
-
-    a = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
-    if mask is not None:
-        alpha = mask.cpu().numpy().astype(np.uint8) * 255
-        rgb = np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a
-        img = Image.fromarray(np.concatenate([rgb, alpha[..., None]], 2), "RGBA")
-    else:
-        img = Image.fromarray(a)
-    return img.resize((img.width * zoom, img.height * zoom), Image.Resampling.NEAREST)
-
-
-def _examples_image(result, clean, class_names: list[str]):
-    """Up to 8 attacked images, fooled ones first: clean | adversarial, predictions underneath."""
-    from PIL import Image, ImageDraw
-
-    attacked = result.attacked.nonzero()[:, 0].tolist()
-    order = [i for i in attacked if result.success[i]] + [i for i in attacked if not result.success[i]]
-    picks = order[:_EXAMPLES] or list(range(min(_EXAMPLES, len(result))))
-    h, w = result.images.shape[2:]
-    cell_w, cell_h, text_h = w * _ZOOM, h * _ZOOM, 30
-    sheet = Image.new("RGB", (2 * cell_w + 30, max(1, len(picks)) * (cell_h + text_h) + 10), "white")
-    draw = ImageDraw.Draw(sheet)
-    pixels = result.perturbation.get("pixels")
-
-    def name(k: int) -> str:
-        return class_names[k] if k < len(class_names) else str(k)
-
-    for row, i in enumerate(picks):
-        y0 = row * (cell_h + text_h) + 5
-        panels = ((clean[i], result.probs_before[i], "clean"),
-                  (result.images[i], result.probs_after[i], "fooled" if result.success[i] else "failed"))
-        for col, (img, probs, caption) in enumerate(panels):
-            x0 = 10 + col * (cell_w + 10)
-            sheet.paste(_to_pil(img).convert("RGB"), (x0, y0))
-            draw.text((x0, y0 + cell_h + 4), f"{caption}: {name(int(probs.argmax()))} {float(probs.max()):.2f}",
-                      fill="black")
-            if col == 1 and pixels is not None:
-                for r, c in pixels[i].tolist():  # outline every changed pixel
-                    if r >= 0:
-                        draw.rectangle([x0 + c * _ZOOM - 2, y0 + r * _ZOOM - 2, x0 + (c + 1) * _ZOOM + 1,
-                                        y0 + (r + 1) * _ZOOM + 1], outline="red", width=2)
-    return sheet

@@ -1,0 +1,266 @@
+"""Attack: single-pixel and patch attacks on the active model, on chosen images and on a batch with sweeps."""
+
+import streamlit as st
+
+from app_pages import _shared as ui
+from attacks import cost
+from attacks.on_run import speed_on_run, thumbnails_on_run
+from nnkit import plots_attack
+from nnkit.jobs import JobStatus
+from nnkit.jobs.attack_tasks import MAX_IMAGES, attack_images_task, attack_sweep_task
+
+ui.page_header("Attack", "How few pixels, or how small a sticker, does it take to change the active model's mind?")
+run = ui.require_active_run()
+class_names = list(run.meta.get("dataset", {}).get("class_names", []))
+STRIP = 16  # thumbnails shown at once
+METHODS = {"one-pixel": "Single pixels (Su et al. 2019)", "patch": "Patch (Brown et al. 2017; LaVAN)"}
+PATCH_KINDS = {"universal": "universal: one patch for all images", "local": "local: one patch per image (LaVAN)"}
+
+
+@st.cache_data(max_entries=16, show_spinner="Loading the test images…")
+def _thumbnails(run_id: str, start: int) -> dict:
+    return thumbnails_on_run(run_id, start=start, count=STRIP)
+
+
+@st.cache_data(max_entries=16, show_spinner="Timing the model…")
+def _speed(run_id: str) -> float:
+    return speed_on_run(run_id)
+
+
+def _class(k: int | None) -> str:
+    return "—" if k is None else class_names[k] if 0 <= k < len(class_names) else str(k)
+
+
+def _goal_options() -> list:
+    return [None, *range(len(class_names))]
+
+
+def _goal_label(k) -> str:
+    return "untargeted (any wrong class)" if k is None else f"targeted: {_class(k)}"
+
+
+def _fmt_rate(value) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _fmt_queries(value) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _metrics(summary: dict) -> None:
+    c = st.columns(4)
+    c[0].metric("Success rate", _fmt_rate(summary["success_rate"]),
+                help=f"{summary['n_success']} of {summary['n_attacked']} attacked images (the correctly "
+                     "classified ones, not already the target) were fooled")
+    c[1].metric("Clean accuracy", _fmt_rate(summary["clean_accuracy"]))
+    c[2].metric("Robust accuracy", _fmt_rate(summary["robust_accuracy"]), help="accuracy on the attacked images")
+    c[3].metric("Median queries per success", _fmt_queries(summary["median_queries_per_success"]))
+
+
+with ui.guard():
+    first = _thumbnails(run.run_id, 0)
+    speed = _speed(run.run_id)
+total = first["total"]
+st.caption(f"Active model: {ui.run_label(run)} · it classifies about {speed:,.0f} images/s here; the time estimates "
+           "below use that speed and grow while other jobs share the machine.")
+
+single_tab, batch_tab = st.tabs(["Chosen images", "Batch and sweeps"])
+
+# -- chosen images ------------------------------------------------------------------------------
+with single_tab:
+    st.write("Pick test images, attack them, and see what changed and how the model's belief moved.")
+    start = st.number_input("Show test images from index", 0, max(0, total - 1), 0, STRIP, key="attack_strip_start")
+    with ui.guard():
+        strip = first if start == 0 else _thumbnails(run.run_id, int(start))
+    st.plotly_chart(plots_attack.thumbnail_strip(strip["images"], strip["indices"], strip["labels"], class_names),
+                    key="attack_strip", config={"displayModeBar": False})
+    method = st.segmented_control("Attack", list(METHODS), format_func=METHODS.get, default="one-pixel",
+                                  key="attack_single_method") or "one-pixel"
+    with st.form("attack_single_form"):
+        chosen = st.multiselect(f"Images (test-split index, up to {MAX_IMAGES})", list(range(total)),
+                                default=list(range(min(4, total))), max_selections=MAX_IMAGES,
+                                key="attack_single_images")
+        c = st.columns(4)
+        if method == "one-pixel":
+            pixels = c[0].selectbox("Pixels changed (k)", [1, 3, 5], key="attack_single_pixels")
+            popsize = c[1].number_input("Population", 4, 2000, 400, 50, key="attack_single_popsize",
+                                        help="Candidates per image (paper: 400).")
+            generations = c[2].number_input("Generations", 0, 1000, 100, 10, key="attack_single_generations",
+                                            help="Most DE generations (paper: 100).")
+            target = c[3].selectbox("Goal", _goal_options(), format_func=_goal_label, key="attack_single_goal")
+            per_image = cost.one_pixel_queries(popsize, generations)
+            seconds = cost.estimate_seconds(per_image * len(chosen), speed)
+            note = (f"At most {per_image:,} model queries per image (population × (generations + 1) + 2; the search "
+                    f"stops at the first fooling candidate): at most {cost.describe_seconds(seconds)} for "
+                    f"{len(chosen)} image{'s' * (len(chosen) != 1)}; the paper's budget (400 × 100) costs "
+                    f"{cost.describe_seconds(cost.estimate_seconds(cost.one_pixel_queries(), speed))} per image.")
+            settings = {"pixels": int(pixels), "popsize": int(popsize), "generations": int(generations)}
+            title = f"One-pixel k={pixels}"
+        else:
+            target = c[0].selectbox("Target class", list(range(len(class_names))), format_func=_class,
+                                    key="attack_single_target")
+            kind = c[1].selectbox("Patch", list(PATCH_KINDS), format_func=PATCH_KINDS.get, key="attack_single_kind")
+            area = c[2].number_input("Area (share of the image)", 0.005, 0.5, 0.05, 0.01, format="%.3f",
+                                     key="attack_single_area")
+            shape = c[3].selectbox("Shape", ["square", "circle"], key="attack_single_shape")
+            c = st.columns(4)
+            steps = c[0].number_input("Optimisation steps", 1, 5000, 300, 50, key="attack_single_steps")
+            train_n = c[1].number_input("Training images (universal)", 1, 100_000, 2000, 500,
+                                        key="attack_single_train_n",
+                                        help="The universal patch is optimised over this many training images.")
+            if kind == "universal":
+                fit = cost.universal_patch_fit_queries(steps, train_n=train_n)
+                seconds = cost.estimate_seconds(fit, speed, gradient=True)
+                note = (f"Fitting the patch: {fit:,} gradient queries, {cost.describe_seconds(seconds)}; pasting it "
+                        "on the chosen images costs next to nothing.")
+            else:
+                per_image = cost.local_patch_queries(steps)
+                seconds = cost.estimate_seconds(per_image * len(chosen), speed, gradient=True)
+                note = (f"At most {per_image:,} gradient queries per image: at most {cost.describe_seconds(seconds)} "
+                        f"for {len(chosen)} image{'s' * (len(chosen) != 1)}.")
+            settings = {"patch_kind": kind, "area": float(area), "shape": shape, "steps": int(steps),
+                        "train_n": int(train_n)}
+            title = f"{kind.capitalize()} patch {area:.0%} → {_class(target)}"
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="attack_single_seed")
+        st.caption(f":material/timer: {note}")
+        go_single = st.form_submit_button("Attack", type="primary", icon=":material/bolt:",
+                                          disabled=ui.has_active_job("attack-single"))
+    if go_single:
+        if not chosen:
+            st.error("Choose at least one image to attack.", icon=":material/error:")
+        else:
+            with ui.guard():
+                ui.submit_job(attack_images_task, kind="attack", slot="attack-single",
+                              title=f"{title} on {len(chosen)} image{'s' * (len(chosen) != 1)}",
+                              run_id=run.run_id, indices=[int(i) for i in chosen], attack=method, target=target,
+                              seed=int(seed), **settings)
+            st.rerun()
+
+    view = ui.job_panel(ui.current_job("attack-single"), key="attack-single")
+    if view is not None and view.status is JobStatus.DONE:
+        res = view.result
+        summary, views, names = res["summary"], res["views"], res["class_names"]
+        st.subheader("Result")
+        st.caption(f"Run `{res['run_id']}` · {summary['attack']} · seed {summary['seed']} · "
+                   f"{summary['seconds']:.1f} s")
+        _metrics(summary)
+        for i, v in enumerate(views):
+            with st.container(border=True):
+                before = f"{_class(v['pred_before'])} {v['conf_before']:.0%}"
+                after = f"{_class(v['pred_after'])} {v['conf_after']:.0%}"
+                st.markdown(f"**Image #{v['index']}** · true class **{_class(v['label'])}** · {v['status']}: "
+                            f"{before} → {after} · {v['queries']:,} quer{'y' if v['queries'] == 1 else 'ies'}")
+                left, right = st.columns(2)
+                left.plotly_chart(plots_attack.before_after(v["before"], v["after"], v["marks"],
+                                                            (f"before: {before}", f"after: {after}")),
+                                  key=f"attack_single_ba_{view.id}_{i}", config={"displayModeBar": False})
+                right.plotly_chart(plots_attack.probability_bars(v["probs_before"], v["probs_after"], names,
+                                                                 v["label"], v["target"]),
+                                   key=f"attack_single_probs_{view.id}_{i}")
+        if res["patch_png"] is not None:
+            st.image(res["patch_png"], caption="The universal patch", width=160)
+        record = {**summary, "images": [{k: val for k, val in v.items() if k not in ("before", "after")}
+                                        for v in views]}
+        stem = f"{res['run_id']}-{summary['attack']}"
+        d = st.columns(4)
+        with d[0]:
+            ui.download_json(record, f"{stem}.json", key="attack_single_json", label="Results (JSON)")
+        d[1].download_button("Before/after (PNG)", data=res["sheet_png"], file_name=f"{stem}-examples.png",
+                             mime="image/png", key="attack_single_png", icon=":material/download:", on_click="ignore")
+        with d[2]:
+            ui.download_figure(plots_attack.examples_figure(views, names), f"{stem}-figures.html",
+                               key="attack_single_html", label="Figures (HTML)")
+        if res["patch_png"] is not None:
+            d[3].download_button("Patch (PNG)", data=res["patch_png"], file_name=f"{stem}-patch.png",
+                                 mime="image/png", key="attack_single_patch", icon=":material/download:",
+                                 on_click="ignore")
+
+# -- batch and sweeps ---------------------------------------------------------------------------
+with batch_tab:
+    st.write("Attack the first n test images for several pixel counts and patch areas: how fast does the model "
+             "break as the attacker gets more room?")
+    with st.form("attack_batch_form"):
+        c = st.columns(3)
+        n = c[0].number_input("Images (the first n of the test split)", 1, total, min(50, total), 10,
+                              key="attack_batch_n")
+        pixel_sweep = c[1].multiselect("Pixel sweep: k", [1, 2, 3, 4, 5, 10], default=[1, 3, 5],
+                                       key="attack_batch_pixels", help="Leave empty to skip the single-pixel attack.")
+        area_sweep = c[2].multiselect("Patch-area sweep", [0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
+                                      default=[0.01, 0.02, 0.05, 0.1, 0.2], format_func=lambda a: f"{a:.0%}",
+                                      key="attack_batch_areas", help="Leave empty to skip the patch attack.")
+        st.markdown("**Single pixels**")
+        c = st.columns(3)
+        b_popsize = c[0].number_input("Population", 4, 2000, 100, 50, key="attack_batch_popsize",
+                                      help="Paper: 400 (four times the time of the default).")
+        b_generations = c[1].number_input("Generations", 0, 1000, 20, 10, key="attack_batch_generations",
+                                          help="Paper: 100 (five times the time of the default).")
+        b_goal = c[2].selectbox("Goal", _goal_options(), format_func=_goal_label, key="attack_batch_goal")
+        st.markdown("**Patch**")
+        c = st.columns(4)
+        b_target = c[0].selectbox("Target class", list(range(len(class_names))), format_func=_class,
+                                  key="attack_batch_target")
+        b_kind = c[1].selectbox("Patch", list(PATCH_KINDS), format_func=PATCH_KINDS.get, key="attack_batch_kind")
+        b_shape = c[2].selectbox("Shape", ["square", "circle"], key="attack_batch_shape")
+        b_steps = c[3].number_input("Optimisation steps", 1, 5000, 100, 50, key="attack_batch_steps",
+                                    help="Brown et al. train far longer: more steps make a stronger patch.")
+        c = st.columns(4)
+        b_train_n = c[0].number_input("Training images (universal)", 1, 100_000, 1000, 500,
+                                      key="attack_batch_train_n")
+        b_seed = c[1].number_input("Seed", 0, 2**31 - 1, 0, key="attack_batch_seed")
+        pixel_seconds = cost.estimate_seconds(n * len(pixel_sweep) * cost.one_pixel_queries(b_popsize, b_generations),
+                                              speed)
+        if b_kind == "universal":
+            patch_queries = len(area_sweep) * (cost.universal_patch_fit_queries(b_steps, train_n=b_train_n) + 2 * n)
+        else:
+            patch_queries = len(area_sweep) * n * cost.local_patch_queries(b_steps)
+        patch_seconds = cost.estimate_seconds(patch_queries, speed, gradient=True)
+        st.caption(f":material/timer: Expected time: single pixels at most {cost.describe_seconds(pixel_seconds)} "
+                   f"(less when images fall early), patches {cost.describe_seconds(patch_seconds)}. The defaults "
+                   "(50 images; k = 1, 3, 5 at about 5% of the paper's query budget; five patch areas) take a few minutes "
+                   "on a 2-core CPU; the job runs in the background and can be cancelled.")
+        go_batch = st.form_submit_button("Run batch", type="primary", icon=":material/bolt:",
+                                         disabled=ui.has_active_job("attack-batch"))
+    if go_batch:
+        if not pixel_sweep and not area_sweep:
+            st.error("Choose at least one pixel count or one patch area to sweep.", icon=":material/error:")
+        else:
+            with ui.guard():
+                ui.submit_job(attack_sweep_task, kind="attack", slot="attack-batch",
+                              title=f"Attack sweep on {int(n)} images of {run.name or run.run_id}",
+                              run_id=run.run_id, n=int(n), pixels=[int(k) for k in sorted(pixel_sweep)],
+                              areas=[float(a) for a in sorted(area_sweep)], pixel_target=b_goal,
+                              patch_target=b_target, popsize=int(b_popsize), generations=int(b_generations),
+                              patch_kind=b_kind, shape=b_shape, steps=int(b_steps), train_n=int(b_train_n),
+                              seed=int(b_seed))
+            st.rerun()
+
+    view = ui.job_panel(ui.current_job("attack-batch"), key="attack-batch", figure=plots_attack.sweep_curves,
+                        figure_when_done=False)
+    if view is not None and view.status is JobStatus.DONE:
+        res = view.result
+        points = res["points"]
+        st.subheader("Result")
+        st.caption(f"Run `{res['run_id']}` · {res['n']} test images · seed {res['seed']}")
+        curves = plots_attack.sweep_curves(points)
+        st.plotly_chart(curves, key=f"attack_batch_curves_{view.id}")
+        labels = [p["label"] for p in points]
+        label = st.selectbox("Details for", labels, key=f"attack_batch_detail_{view.id}")
+        point = points[labels.index(label)]
+        _metrics(point)
+        st.dataframe([{"class": r["class"], "images": r["n"], "clean accuracy": r["clean_accuracy"],
+                       "robust accuracy": r["robust_accuracy"], "attacked": r["n_attacked"],
+                       "success rate": r["success_rate"]} for r in point["per_class"]],
+                     hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="percent")
+                                    for k in ("clean accuracy", "robust accuracy", "success rate")})
+        st.image(res["sheets"][label], caption=f"Before/after examples ({label}; fooled ones first)", width=420)
+        stem = f"{res['run_id']}-attack-sweep"
+        d = st.columns(3)
+        with d[0]:
+            ui.download_json({"run_id": res["run_id"], "n": res["n"], "seed": res["seed"], "points": points},
+                             f"{stem}.json", key="attack_batch_json", label="Results (JSON)")
+        with d[1]:
+            ui.download_figure(curves, f"{stem}-curves.html", key="attack_batch_html", label="Curves (HTML)")
+        d[2].download_button(f"Before/after {label} (PNG)", data=res["sheets"][label],
+                             file_name=f"{stem}-{label.replace(' ', '').replace('%', 'pct')}.png", mime="image/png",
+                             key="attack_batch_png", icon=":material/download:", on_click="ignore")
