@@ -470,6 +470,8 @@ def download_figure(fig, file_name: str, key: str, label: str = "Figure (HTML)")
 
 
 def download_json(obj: Any, file_name: str, key: str, label: str = "JSON") -> None:
-    """A download button for a JSON-serialisable object."""
-    st.download_button(label, data=lambda: json.dumps(obj, indent=2), file_name=file_name,
+    """A download button for a JSON-serialisable object (NaN and infinities written as null)."""
+    from nnkit.jsonable import json_ready
+
+    st.download_button(label, data=lambda: json.dumps(json_ready(obj), indent=2, allow_nan=False), file_name=file_name,
                        mime="application/json", key=key, icon=":material/download:", on_click="ignore")

@@ -6,7 +6,6 @@ when targeted, that are not already of the target class), as in Su et al. 2019 a
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from attacks.base import Attack, AttackResult, ProgressFn
 from attacks.one_pixel import OnePixel
 from attacks.patch import UniversalPatch
 from nnkit.errors import NnkitError
+from nnkit.jsonable import json_ready
 
 
 @dataclass
@@ -45,17 +45,7 @@ class AttackReport:
 
     def to_dict(self) -> dict:
         """JSON-ready figures (NaN, e.g. queries per success with no success, becomes None)."""
-        return _no_nan({k: v for k, v in self.__dict__.items() if k != "result"})
-
-
-def _no_nan(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_no_nan(v) for v in obj]
-    return obj
+        return json_ready({k: v for k, v in self.__dict__.items() if k != "result"})
 
 
 def _median(x: torch.Tensor) -> float:

@@ -39,3 +39,16 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     assert path.read_text() == "hello"
     assert stat.S_IMODE(path.stat().st_mode) & 0o044  # readable by group/others under the usual umask
     assert not list(tmp_path.glob(".a.txt.*"))  # no temp file left behind
+
+
+def test_json_ready_writes_strict_json():
+    import json
+
+    import numpy as np
+    import torch
+
+    from nnkit.jsonable import json_ready
+
+    obj = {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32(0.5), "d": torch.tensor([1, 2]), "e": "x"}
+    assert json.loads(json.dumps(json_ready(obj), allow_nan=False)) == {"a": None, "b": [1.0, None], "c": 0.5,
+                                                                        "d": [1, 2], "e": "x"}

@@ -14,6 +14,8 @@ the tag rather than on the shape.
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +29,7 @@ from nnkit.data.base import Dataset
 from nnkit.errors import NnkitError
 from nnkit.runs.store import RunStore
 from nnkit.saliency import explain, to_map
-from nnkit.training import TrainConfig, predict_logits, train
+from nnkit.training import Progress, TrainConfig, predict_logits, train
 
 
 def _hw(image: torch.Tensor) -> np.ndarray:
@@ -111,7 +113,9 @@ def _one_pixel_search(model, image, label, values, batch_size) -> PixelFlip | No
 
 
 def find_one_pixel_flip(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, max_images: int = 30,
-                        popsize: int = 100, generations: int = 20, seed: int = 0) -> PixelFlip | None:
+                        popsize: int = 100, generations: int = 20, seed: int = 0,
+                        on_progress: Callable[[int, int], None] | None = None,
+                        stop_event: threading.Event | None = None) -> PixelFlip | None:
     """Search correctly classified images, least confident first, for one that a single pixel flips.
 
     The search is the lab's single-pixel attack (``attacks.OnePixel``, differential evolution as in
@@ -122,6 +126,8 @@ def find_one_pixel_flip(model: torch.nn.Module, images: torch.Tensor, labels: to
         model: a classifier; images: N×C×H×W in [0, 1]; labels: N true classes.
         max_images: the least confident correctly classified images searched.
         popsize, generations: the attack's budget; seed: its random numbers.
+        on_progress: called with (generations done, total) as the search goes (a job's progress bar).
+        stop_event: when set, the search stops within one model call and ``Cancelled`` is raised.
 
     Returns:
         The PixelFlip of the least confident image that was flipped (``index`` is its position in
@@ -137,7 +143,7 @@ def find_one_pixel_flip(model: torch.nn.Module, images: torch.Tensor, labels: to
         top2 = logits[correct].topk(2, dim=1).values
         order = correct[(top2[:, 0] - top2[:, 1]).argsort()][:max_images]  # smallest logit margin first
         result = OnePixel(model, pixels=1, popsize=popsize, generations=generations, seed=seed)(
-            images[order], labels[order])
+            images[order], labels[order], on_progress=on_progress, stop_event=stop_event)
     hits = result.success.nonzero().flatten()
     if hits.numel() == 0:
         return None
@@ -152,11 +158,16 @@ def find_one_pixel_flip(model: torch.nn.Module, images: torch.Tensor, labels: to
 
 
 def train_digit_model(data_root: str | None = None, n_train: int = 1000, epochs: int = 10, seed: int = 0,
-                      device: str | None = "cpu") -> torch.nn.Module:
+                      device: str | None = "cpu", on_progress: Callable[[Progress], None] | None = None,
+                      stop_event: threading.Event | None = None) -> torch.nn.Module:
     """A small MNIST classifier (MLP 784-128-10, a few seconds on a CPU) for the one-pixel screen.
 
     It is trained with ``nnkit.training.train`` into a throwaway run store; a page may instead load a
     trained MNIST run from the user's store.
+
+    Args:
+        data_root: where MNIST is; n_train: training digits; epochs, seed, device: the training's.
+        on_progress, stop_event: passed on to ``nnkit.training.train`` (a job's progress and cancel).
 
     Returns:
         The Classifier in eval mode.
@@ -165,7 +176,7 @@ def train_digit_model(data_root: str | None = None, n_train: int = 1000, epochs:
                       model_opts={"hidden": (128,)}, optimizer="adam", lr=2e-3, schedule="onecycle",
                       epochs=int(epochs), batch_size=64, val_fraction=0.0, seed=seed, device=device)
     with tempfile.TemporaryDirectory(prefix="nnkit-digits-") as tmp, one_thread():
-        return train(cfg, store=RunStore(tmp)).model.eval()
+        return train(cfg, on_progress=on_progress, stop_event=stop_event, store=RunStore(tmp)).model.eval()
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""Classroom 6: training tricks side by side, each a short real training that changes one thing of a baseline."""
+
+import streamlit as st
+
+from app_pages import _shared as ui
+from nnkit import plots_classroom
+from nnkit.classroom import tricks
+from nnkit.jobs import JobStatus
+from nnkit.jobs.classroom_tasks import mnist_on_disk, tricks_task
+
+ui.page_header("Training tricks",
+               "Dropout, batch norm, augmentation, the learning rate, momentum, early stopping: what each one "
+               "changes, seen on the same small training set.")
+
+st.markdown("The baseline is an MLP (256-256) trained with plain SGD on a deliberately small training set, a quarter "
+            "of it held out for validation: it **overfits** (training loss near zero, validation loss rising). "
+            "Every trick changes one thing; all runs start from the same weights.")
+st.dataframe([{"trick": t.name, "what changes": t.description} for t in tricks.TRICKS.values()], hide_index=True,
+             width="stretch")
+
+SLOT = "classroom-tricks"
+with st.form("tricks_form"):
+    names = st.multiselect("Trainings", list(tricks.TRICKS), key="tricks_names",
+                           default=["baseline", "dropout", "batch norm", "learning rate too large", "early stopping"])
+    c = st.columns(4)
+    data = c[0].selectbox("Data", ["mnist", "fashion-mnist", "shapes"], index=0 if mnist_on_disk() else 2,
+                          key="tricks_data",
+                          help="MNIST and Fashion-MNIST must be on disk (or downloadable); shapes is generated.")
+    n_train = c[1].number_input("Training images", 20, 5000, 600, 100, key="tricks_n")
+    epochs = c[2].number_input("Epochs", 1, 100, 30, key="tricks_epochs")
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="tricks_seed")
+    go = st.form_submit_button("Train side by side", type="primary", icon=":material/play_arrow:",
+                               disabled=ui.has_active_job(SLOT))
+if go:
+    if not names:
+        st.error("Pick at least one training.", icon=":material/error:")
+        st.stop()
+    with ui.guard():
+        ui.submit_job(tricks_task, kind="classroom", title=f"Training tricks: {len(names)} runs on {data}", slot=SLOT,
+                      names=list(names), data=data, n_train=int(n_train), epochs=int(epochs), seed=int(seed))
+    st.rerun()
+
+view = ui.job_panel(ui.current_job(SLOT), key="tricks", figure=plots_classroom.tricks_curves, figure_when_done=False)
+if view is None or view.status is not JobStatus.DONE or not view.result:
+    if view is None:
+        st.caption("About one CPU second per training on 600 MNIST digits; the curves appear epoch by epoch.")
+    st.stop()
+
+res = view.result
+st.subheader(f"Result: {len(res['curves'])} trainings on {res['n_train']} {res['data']} images")
+fig = plots_classroom.tricks_curves(view.metrics)
+st.plotly_chart(fig, key="tricks_result_fig", config={"displaylogo": False})
+rows = [{"trick": c["name"], "epochs": len(c["epochs"]),
+         "train accuracy": c["train_accuracy"][-1] if c["epochs"] else None,
+         "validation accuracy": c["val_accuracy"][-1] if c["epochs"] else None,
+         "gap (overfitting)": c["gap"], "test accuracy": c["test_accuracy"],
+         "stopped early": c["stopped_early"], "diverged": c["diverged"]} for c in res["curves"]]
+pct = st.column_config.NumberColumn(format="percent")
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_config={k: pct for k in ("train accuracy", "validation accuracy", "gap (overfitting)",
+                                             "test accuracy")})
+st.caption("A large gap between training and validation accuracy is overfitting; a diverged run's loss became NaN.")
+d = st.columns(4)
+with d[0]:
+    ui.download_json(res, f"training-tricks-{res['data']}.json", key="tricks_dl_json", label="Curves (JSON)")
+with d[1]:
+    ui.download_figure(fig, f"training-tricks-{res['data']}.html", key="tricks_dl_fig")
