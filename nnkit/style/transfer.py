@@ -238,8 +238,8 @@ def stylise(content: torch.Tensor, style: torch.Tensor, config: StyleConfig | No
         total, c, s, tv = losses(x)
         total.backward()
         evaluations += 1
-        if config.optimizer == "lbfgs" and float(total) < best[0]:
-            best[0], best[1] = float(total), x.detach().clone()
+        if config.optimizer == "lbfgs" and float(total.detach()) < best[0]:
+            best[0], best[1] = float(total.detach()), x.detach().clone()
         record = {"step": evaluations, "loss": float(total.detach()), "content": float(c.detach()),
                   "style": float(s.detach()), "tv": float(tv.detach())}
         history.append(record)
