@@ -265,3 +265,72 @@ def test_quick_start_trains_while_the_app_stays_responsive(server, browser):
     _no_errors(page)
     _shot(page, "train-result")
     context.close()
+
+
+def test_attack_page_attacks_chosen_images(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # A tiny model of its own, so this test also runs alone (``-k attack``).
+    page.goto(f"{server}/train")
+    page.get_by_role("heading", name="Train", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    page.get_by_text("Dataset options").click()
+    page.get_by_label("Training images", exact=True).fill("300")
+    page.get_by_label("Test images", exact=True).fill("100")
+    page.get_by_label("Epochs", exact=True).fill("2")
+    page.get_by_label("Run name (optional)").fill("e2e-attack")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("done: test accuracy").first.wait_for(timeout=600_000)
+    _settle(page)
+    assert "e2e-attack" in _active_model(page)
+
+    page.goto(f"{server}/attack")
+    page.get_by_role("heading", name="Attack", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    form = page.locator('[data-testid="stForm"]').first  # the chosen-images form (first tab)
+    form.get_by_role("spinbutton", name="Population").fill("40")
+    form.get_by_role("spinbutton", name="Generations").fill("5")
+    form.get_by_role("button", name="Attack", exact=True).click()
+    page.get_by_role("heading", name="Result").wait_for(timeout=300_000)
+    _settle(page)
+    _no_errors(page)
+    assert page.get_by_text("Image #0").count() == 1
+    # The thumbnail strip, then a before/after figure and a probability chart for each of the four images.
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 9
+    assert page.get_by_role("button", name="Before/after (PNG)").count() == 1
+    _shot(page, "attack-one-pixel")
+    page.close()
+
+
+def test_explain_page_draws_a_saliency_grid(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # A tiny model of its own, so this test also runs alone (``-k explain``).
+    page.goto(f"{server}/train")
+    page.get_by_role("heading", name="Train", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    page.get_by_text("Dataset options").click()
+    page.get_by_label("Training images", exact=True).fill("300")
+    page.get_by_label("Test images", exact=True).fill("100")
+    page.get_by_label("Epochs", exact=True).fill("1")
+    page.get_by_label("Run name (optional)").fill("e2e-explain")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("done: test accuracy").first.wait_for(timeout=600_000)
+    _settle(page)
+    assert "e2e-explain" in _active_model(page)
+
+    page.goto(f"{server}/explain")
+    page.get_by_role("heading", name="Explain & Confounding", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    form = page.locator('[data-testid="stForm"]').first  # the saliency-grid form (first tab)
+    form.get_by_role("spinbutton", name="N").fill("4")
+    form.get_by_role("button", name="Explain", exact=True).click()
+    page.get_by_text("Overlay opacity").wait_for(timeout=300_000)
+    _settle(page)
+    _no_errors(page)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    assert chart.locator(".main-svg").count() >= 1
+    # Column titles (image, then one per method) and one "true→predicted" title per row, drawn by plotly.
+    assert chart.get_by_text("Grad-CAM", exact=True).count() == 1 and chart.get_by_text("Gradient", exact=True).count() == 1
+    assert chart.get_by_text("→").count() == 4
+    assert page.get_by_role("button", name="Grid (PNG)").count() == 1
+    _shot(page, "explain-grid")
+    page.close()

@@ -66,15 +66,6 @@ def _load(args):
     return info, dataset, model, device
 
 
-def _draw(split, n: int, seed: int):
-    import torch
-
-    idx = torch.arange(len(split))
-    if n < len(idx):
-        idx = torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return split.subset(idx)
-
-
 def _bar(desc: str, quiet: bool):
     bar = progress_bar(0, desc, disable=quiet)
 
@@ -90,35 +81,26 @@ def _bar(desc: str, quiet: bool):
 def run_explain(args) -> int:
     from pathlib import Path
 
-    import torch
-
     from nnkit.atomic import write_bytes, write_json
-    from nnkit.saliency import METHODS, explain, grid_figure, parse_methods, render_grid_png, to_map
+    from nnkit.saliency import grid_figure, parse_methods, render_grid_png
+    from nnkit.saliency.grid import choose_images, explain_grid
 
     methods = parse_methods(args.method)
     info, dataset, model, device = _load(args)
-    split = _draw(dataset.split(args.split or "test"), args.n, args.seed)
-    with torch.no_grad():
-        pred = model(split.images.to(device)).argmax(1).cpu()
-    target = split.labels if args.target == "label" else pred
+    split, _ = choose_images(dataset.split(args.split or "test"), args.n, args.seed)
     bar, update = _bar("explain", args.json)
-    attrs = {}
-    for k, m in enumerate(methods):
-        attrs[m] = explain(model, split.images, target, m, batch_size=args.batch_size, device=device, seed=args.seed)
-        update(k + 1, len(methods))
+    grid = explain_grid(model, split.images, split.labels, dataset.class_names, methods, args.target,
+                        batch_size=args.batch_size, device=device, seed=args.seed, on_progress=update)
     bar.close()
-    # Magnitude for display (captum's "absolute_value" view); Grad-CAM is non-negative anyway.
-    maps = {METHODS[m].label: to_map(a, "abs") for m, a in attrs.items()}
-    names = dataset.class_names
-    rows = [f"{names[int(y)]}→{names[int(p)]}" for y, p in zip(split.labels, pred)]
+    rows = grid.rows
     out = Path(args.out).expanduser()
-    png = write_bytes(out / "explain.png", render_grid_png(split.images, maps))
-    fig = grid_figure(split.images, maps, row_titles=rows)
+    png = write_bytes(out / "explain.png", render_grid_png(grid.images, grid.maps))
+    fig = grid_figure(grid.images, grid.maps, row_titles=rows)
     figures = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test", "methods": methods,
                "target": args.target, "rows": rows, "grid": fig.to_plotly_json()}
     fig_path = write_json(out / "figures.json", _plotly_safe(figures))
     summary = {"run_id": info.run_id, "methods": methods, "n": len(split), "png": str(png),
-               "figures": str(fig_path), "accuracy": float((pred == split.labels).float().mean())}
+               "figures": str(fig_path), "accuracy": grid.accuracy}
     if args.json:
         emit_json(summary)
     else:
@@ -139,19 +121,13 @@ def _plotly_safe(obj):
 
 def run_confounding(args) -> int:
     from nnkit.confounding import check_dataset, parse_box
-    from nnkit.errors import NnkitError
-    from nnkit.runs import RunStore, load_classifier
+    from nnkit.confounding.reference import load_reference
 
     box = parse_box(args.mask_box) if args.mask_box else None
     info, dataset, model, device = _load(args)
     reference = ref_info = None
     if args.reference:
-        ref_info = RunStore().get(args.reference)
-        reference = load_classifier(ref_info, device)
-        spec = reference.spec
-        if (spec["num_classes"], spec["in_channels"], spec["image_size"]) != (
-                dataset.num_classes, dataset.in_channels, dataset.image_size):
-            raise NnkitError(f"reference run {ref_info.run_id} does not fit dataset {dataset.name!r}")
+        ref_info, reference = load_reference(args.reference, dataset, device)
     bar, update = _bar("confounding", args.json)
     report = check_dataset(model, dataset, split=args.split, mask_box=box, n=args.n, seed=args.seed,
                            methods=args.methods, reference=reference, batch_size=args.batch_size, device=device,
@@ -188,10 +164,11 @@ def run_confounding(args) -> int:
 def run_sanity(args) -> int:
     from nnkit.confounding import cascading_randomization, faithfulness
     from nnkit.saliency import parse_methods
+    from nnkit.saliency.grid import choose_images
 
     methods = parse_methods(args.methods)
     info, dataset, model, device = _load(args)
-    split = _draw(dataset.split(args.split or "test"), args.n, args.seed)
+    split, _ = choose_images(dataset.split(args.split or "test"), args.n, args.seed)
     bar, update = _bar("randomisation", args.json)
     sanity = cascading_randomization(model, split.images, methods, threshold=args.threshold, absolute=args.absolute,
                                      batch_size=args.batch_size, device=device, seed=args.seed, on_progress=update)
