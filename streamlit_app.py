@@ -16,6 +16,21 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Lab", "app_pages/home.py", "Home", ":material/home:"),
     ("Lab", "app_pages/data.py", "Data", ":material/dataset:"),
     ("Lab", "app_pages/train.py", "Train", ":material/model_training:"),
+    ("Lab", "app_pages/attack.py", "Attack", ":material/bolt:"),
+    ("Lab", "app_pages/explain.py", "Explain & Confounding", ":material/visibility:"),
+    ("Lab", "app_pages/gan.py", "GAN", ":material/auto_awesome:"),
+    ("Lab", "app_pages/style.py", "Style transfer", ":material/palette:"),
+    ("Lab", "app_pages/report.py", "Report", ":material/description:"),
+    ("Classroom", "app_pages/classroom_neuron.py", "McCulloch-Pitts neuron", ":material/memory:"),
+    ("Classroom", "app_pages/classroom_perceptron.py", "Perceptron", ":material/linear_scale:"),
+    ("Classroom", "app_pages/classroom_backprop.py", "Backpropagation", ":material/account_tree:"),
+    ("Classroom", "app_pages/classroom_activations.py", "Activation functions", ":material/show_chart:"),
+    ("Classroom", "app_pages/classroom_convolution.py", "Convolution and pooling", ":material/grid_on:"),
+    ("Classroom", "app_pages/classroom_tricks.py", "Training tricks", ":material/tune:"),
+    ("Classroom", "app_pages/classroom_residual.py", "Residual networks", ":material/alt_route:"),
+    ("Classroom", "app_pages/classroom_autoencoder.py", "Autoencoders", ":material/compress:"),
+    ("Classroom", "app_pages/classroom_gan.py", "GAN minimax", ":material/sports_kabaddi:"),
+    ("Classroom", "app_pages/classroom_brittleness.py", "Brittleness and confounding", ":material/broken_image:"),
 ]
 
 

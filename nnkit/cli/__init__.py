@@ -12,7 +12,7 @@ import sys
 
 from nnkit.errors import Cancelled, NnkitError
 
-COMMANDS = ["train", "evaluate", "runs", "registries", "gan", "style", "explain", "attack"]
+COMMANDS = ["train", "evaluate", "runs", "registries", "gan", "style", "explain", "attack", "report"]
 
 
 class _Parser(argparse.ArgumentParser):
