@@ -185,7 +185,8 @@ def test_activations_depth_slider():
     assert len(sigmoid) == 30 and sigmoid[-1] > 1e6 * sigmoid[0]  # vanishing gradients in the sigmoid net
 
 
-def test_convolution_padding_changes_the_output_size():
+def test_convolution_padding_changes_the_output_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNKIT_HOME", str(tmp_path))  # an empty run store, whatever other tests trained
     at = _page("app_pages/classroom_convolution.py")
     at.session_state["conv_padding"] = 1
     at.session_state["conv_stride"] = 2
