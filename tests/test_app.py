@@ -20,6 +20,7 @@ from nnkit.data import create as create_dataset
 from nnkit.data import preview
 from nnkit.data.upload import import_zip, list_uploads, safe_name, uploads_dir
 from nnkit.errors import NnkitError
+from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "streamlit_app.py")
@@ -62,10 +63,6 @@ def _app():
         at.session_state[f"train_data_opt_{opt}"] = value
     return at.run()
 
-
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _owner(at) -> str:

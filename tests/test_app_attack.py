@@ -24,6 +24,8 @@ from attacks.on_run import (
 from nnkit import plots_attack
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.jobs.attack_tasks import attack_images_task, attack_sweep_task
+from tests.apptest_helpers import finish as _finish
+from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "streamlit_app.py")
@@ -85,21 +87,6 @@ def _page(run_id: str, **state):
     return at.switch_page(PAGE).run()
 
 
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _finish(at, slot: str):
-    from nnkit.jobs import JobStatus, get_manager
-
-    jobs = get_manager().list(owner=at.session_state["nnkit_owner"], tag=slot)
-    assert jobs, f"no {slot} job was started"
-    view = get_manager().wait(jobs[0].id, 120)
-    assert view.status is JobStatus.DONE, view.error
-    at.run()
-    _ok(at)
-    return view
 
 
 def _charts(at) -> list[dict]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import streamlit_app
+from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "streamlit_app.py")
@@ -30,10 +31,6 @@ def _app():
 
     return AppTest.from_file(ENTRY, default_timeout=180).run()
 
-
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _page(path: str, **state):

@@ -14,6 +14,8 @@ from nnkit.confounding import NO_EVIDENCE, RELIES
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.jobs import JobStatus, get_manager
 from nnkit.jobs import explain_tasks as tasks
+from tests.apptest_helpers import finish as _finish
+from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "app_pages/explain.py"
@@ -38,20 +40,6 @@ def _page(run_id: str):
     return at.switch_page(PAGE).run()
 
 
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _finish(at, slot: str):
-    """Wait for this session's job in ``slot`` and redraw the page with its result."""
-    jobs = get_manager().list(owner=at.session_state["nnkit_owner"], tag=slot)
-    assert jobs, f"no {slot} job was submitted"
-    view = get_manager().wait(jobs[0].id, 120)
-    assert view.status is JobStatus.DONE, view.error
-    at.run()
-    _ok(at)
-    return view
 
 
 def _downloads(at) -> list[str]:

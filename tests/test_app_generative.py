@@ -29,6 +29,7 @@ from nnkit.jobs.generative_tasks import (
 )
 from nnkit.runs import RunStore
 from nnkit.style import StyleConfig
+from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "streamlit_app.py")
@@ -190,10 +191,6 @@ def _app(page: str):
     at.switch_page(page).run()
     return at
 
-
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _downloads(at) -> list[str]:
