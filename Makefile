@@ -11,9 +11,9 @@ PORT ?= 8501
 venv:
 	@test -x $(PY) || python3 -m venv $(NNKIT_VENV)
 	@if [ "$$(cat $(STAMP) 2>/dev/null)" != "$(REQ_HASH)" ]; then \
-		echo "installing requirements into $(NNKIT_VENV) (first time: a few minutes)"; \
-		$(PY) -m pip install -q --upgrade pip && \
-		$(PY) -m pip install -q -r requirements.txt && \
+		echo "installing requirements into $(NNKIT_VENV) (first time: a few minutes, about 6 GB; pip shows each package)"; \
+		$(PY) -m pip install --progress-bar on --upgrade pip && \
+		$(PY) -m pip install --progress-bar on -r requirements.txt && \
 		echo $(REQ_HASH) > $(STAMP); \
 	fi
 
@@ -35,11 +35,16 @@ test-gpu: venv
 test-e2e: venv
 	$(PY) -m pytest -m e2e
 
+# --no-deps: torchattacks declares requests~=2.25, which would downgrade what streamlit needs;
+# requirements-bench.txt pins every module the peers import instead.
 bench-deps: venv
-	$(PY) -m pip install -q -r requirements-bench.txt -c requirements.txt
+	$(PY) -m pip install --progress-bar on --no-deps -r requirements-bench.txt -c requirements.txt
 
 bench: bench-deps
 	$(PY) bench/train_speed.py
+	$(PY) bench/saliency_speed.py
+	$(PY) bench/one_pixel_vs_peers.py
+	$(PY) bench/patch_vs_art.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache test-artifacts
