@@ -7,7 +7,12 @@ page stays responsive; see ``app_pages/_shared.py`` for the helpers pages use.
 
 from __future__ import annotations
 
-import streamlit as st
+import os
+
+# Before anything loads torch: waiting OpenMP threads sleep instead of spinning (nnkit/device.py says why).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
 
 # The dashboard's pages, in menu order: (section, page file, title, Material icon).
 # Adding a page is adding its line here; the first page is the home page. The folder is not called
@@ -45,7 +50,9 @@ def build_pages() -> dict[str, list[st.Page]]:
 def main() -> None:
     from app_pages import _shared as ui
 
-    st.set_page_config(page_title="nnkit lab", page_icon=":material/science:", layout="wide")
+    # An emoji icon: the browser draws it from an inline SVG. A ":material/...:" icon is fetched from
+    # fonts.gstatic.com, a failed name lookup on every page of an offline classroom.
+    st.set_page_config(page_title="nnkit lab", page_icon="🧪", layout="wide")
     page = st.navigation(build_pages())
     ui.render_sidebar()
     ui.run_page(page)

@@ -33,7 +33,7 @@ import streamlit as st
 
 from nnkit.errors import NnkitError
 from nnkit.jobs import JobStatus, JobView, get_manager, one_line
-from nnkit.runs import RunInfo, RunStore
+from nnkit.runs import RunInfo, RunStore, safe_text
 
 log = logging.getLogger("nnkit.app")
 
@@ -113,19 +113,59 @@ def page_header(title: str, why: str) -> None:
 
 
 # -- runs and the active model ------------------------------------------------------------------
+# The characters that make Markdown or Streamlit syntax inside one line: links and images ([ ] ! <), emphasis
+# (* _ ~), code (`), LaTeX ($), directives (:red[..]) and HTML (< >); '.' and ':' too, which breaks bare-URL
+# autolinks (www.x.org, http://x). Parentheses, hyphens and quotes stay as they are: alone they are plain text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~$!:.])")
+
+
+def md(text: Any) -> str:
+    """``text`` escaped for the Markdown in ``st.markdown``, captions, info boxes, radio options and job titles.
+
+    Run names come from every user of a shared store: shown through this, a name such as
+    ``[click](http://x)`` or ``![](http://x/y.png)`` is plain text, never a link or an image.
+
+    Args:
+        text: any value (control characters are escaped too, see ``nnkit.runs.safe_text``).
+
+    Returns:
+        The Markdown source that renders as exactly ``text``.
+    """
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", safe_text(text))
+    return "\\" + escaped if escaped[:1] in ("-", "+", "=") else escaped  # a list or heading marker at the start
+
+
+def store_runs(kind: str | None = None) -> list[RunInfo]:
+    """Complete runs in the store (only those of ``kind`` if given), newest first.
+
+    Broken runs are left out without a warning here: the sidebar names them once per page.
+    """
+    runs, _ = RunStore().scan()
+    return [r for r in runs if kind is None or r.kind == kind]
+
+
 def classifier_runs() -> list[RunInfo]:
     """Complete classifier runs in the store, newest first."""
-    return RunStore().list(kind="classifier")
+    return store_runs("classifier")
 
 
 def run_label(run: RunInfo) -> str:
-    """One short line naming a run: name (or id), dataset, model, test accuracy."""
+    """One short plain-text line naming a run: name (or id), dataset, model, test accuracy.
+
+    For widget options and tables (plain text); put it through ``md`` where it goes into Markdown.
+    """
     meta = run.meta
     acc = meta.get("test_accuracy")
-    parts = [run.name or run.run_id, meta.get("dataset", {}).get("name", "?"),
-             meta.get("model", {}).get("name", "?")]
-    text = " · ".join(str(p) for p in parts)
+    parts = [run.label, meta.get("dataset", {}).get("name", "?"), meta.get("model", {}).get("name", "?")]
+    text = " · ".join(safe_text(p) for p in parts)
     return f"{text} · {acc:.1%}" if isinstance(acc, float) else text
+
+
+def model_runs() -> list[RunInfo]:
+    """The classifier runs that can be the Active model, newest first: auxiliary models (a GAN's judge) never are."""
+    from nnkit.gan.train import is_judge_run
+
+    return [r for r in classifier_runs() if not is_judge_run(r)]
 
 
 def set_active_run(run_id: str) -> None:
@@ -137,7 +177,7 @@ def active_run() -> RunInfo | None:
     """The run chosen as the active model in the sidebar (None when the store has no classifier)."""
     run_id = st.session_state.get(_ACTIVE_KEY)
     if run_id is None:
-        runs = classifier_runs()
+        runs = model_runs()
         return runs[0] if runs else None
     try:
         return RunStore().get(run_id)
@@ -164,8 +204,9 @@ DATASET_OPTIONS: dict[str, tuple[str, float, float, float]] = {
     "seed": ("Seed", 0, 2**31 - 1, 1),
     "tag_fraction": ("Share of tagged training images", 0.0, 1.0, 0.05),
     "limit": ("Images per split (0: all)", 0, 100_000, 500),
-    "size": ("Image size (pixels)", 8, 128, 4),
-    "channels": ("Channels (1 grey, 3 colour)", 1, 3, 2),
+    # A folder infers its size and channels from the images (nnkit.data.folder): 0 keeps that.
+    "size": ("Image size (pixels; 0: from the images)", 0, 512, 4),
+    "channels": ("Channels (1 grey, 3 colour; 0: from the images)", 0, 3, 1),
 }
 
 
@@ -234,7 +275,7 @@ def dataset_options(name: str, key: str, columns: int = 3) -> dict:
         else:
             value = cols[i % columns].number_input(label, int(lo), int(hi), int(start), int(step), key=f"{key}_{opt}")
         if default is None and value == 0:
-            continue  # 0 stands for "no limit"
+            continue  # 0 stands for "no limit" (limit) or "from the images" (a folder's size, channels)
         if value != default:
             opts[opt] = value
     return opts
@@ -346,19 +387,59 @@ def _draw_job(v: JobView, key: str, figure: Callable[[list[dict]], Any] | None) 
     with st.container(border=True):
         left, right = st.columns([5, 1], vertical_alignment="center")
         seconds = f" · {v.seconds:.0f} s" if v.seconds is not None else ""
-        left.markdown(f"{_STATUS_ICON[v.status]} **{v.title}** · {v.status.value}{seconds}")
+        left.markdown(f"{_STATUS_ICON[v.status]} **{md(v.title)}** · {v.status.value}{seconds}")
         if v.active:
             right.button("Cancel", key=f"{key}-cancel-{v.id}", icon=":material/stop_circle:",
                          disabled=v.cancel_requested, on_click=_cancel, args=(v.id,), width="stretch")
-            st.progress(v.progress, text=v.message)
+            st.progress(v.progress, text=_with_eta(v))
         elif v.status is JobStatus.DONE:
             st.success(v.message, icon=":material/check_circle:")
         elif v.status is JobStatus.FAILED:
             st.error(v.error or v.message, icon=":material/error:")
         else:
             st.warning("Cancelled: nothing was saved.", icon=":material/cancel:")
+        for warning in v.warnings:  # e.g. the run's folder changed since training: the figures are not its data's
+            st.warning(md(warning), icon=":material/warning:")
         if figure is not None and (v.metrics or v.active):
             st.plotly_chart(_live_figure(v, key, figure), key=f"{key}-chart-{v.id}", config={"displaylogo": False})
+
+
+def _with_eta(v: JobView) -> str:
+    # The ETA is measured from this job's own progress over the last few seconds, so it follows the
+    # load on this machine; before the first measurement the bar says only what the job is doing.
+    eta = v.eta.text() if v.eta is not None else ""
+    return f"{v.message} · {eta}" if eta else v.message
+
+
+def estimate_note(kind: str, slot: str | None = None, what: str = "job", total: float | None = None) -> str:
+    """What the next job can expect, from the last job of its kind measured on this machine.
+
+    Args:
+        kind: the job kind ("train", "attack", ...).
+        slot: the page slot (e.g. "quick-start"): a job in the same slot is the closest match.
+        what: how the page names that kind of job ("training", "quick start").
+        total: the units the next job will do, when the page knows (then the time is estimated too).
+
+    Returns:
+        One plain line, e.g. "Based on the last quick start here: 14 steps/s, 471 steps in 38 s." or,
+        when none ran here yet, a line saying the estimate appears once the job runs.
+    """
+    from nnkit.jobs.eta import format_rate, format_seconds, last_rate
+
+    last = last_rate(*([f"{kind}/{slot}"] if slot else []), kind)
+    if last is None:
+        return (f"No {what} has run on this machine yet: once it starts, its bar shows the rate it measures "
+                "and the time left.")
+    if not last["unit"]:  # a job that reports no units: its whole running time is what was measured
+        return (f"The last {what} here took {format_seconds(last['seconds'])}, when the machine was as busy as "
+                "then; the bar shows the live time left.")
+    rate = format_rate(last["rate"], last["unit"])
+    if total is not None:
+        return (f"Based on the last {what} here ({rate}), {total:,.0f} {last['unit']} take about "
+                f"{format_seconds(total / last['rate'])} if the machine is as busy as it was then.")
+    return (f"Based on the last {what} here: {rate}, {last['total']:,.0f} {last['unit']} in "
+            f"{format_seconds(last['seconds'])} in all, when the machine was as busy as then; "
+            "the bar shows the live rate.")
 
 
 def _live_figure(v: JobView, key: str, figure: Callable[[list[dict]], Any]):
@@ -395,20 +476,35 @@ def render_sidebar() -> None:
         _set_owner_cookie()
         with guard(stop=False):
             st.caption(f":material/memory: {_device_text()}")
-        runs = classifier_runs()
-        pending = st.session_state.pop(_PENDING_ACTIVE, None)
-        ids = [r.run_id for r in runs]
-        if pending in ids:
-            st.session_state[_ACTIVE_KEY] = pending
-        elif st.session_state.get(_ACTIVE_KEY) not in ids:
-            st.session_state.pop(_ACTIVE_KEY, None)
-        if runs:
-            labels = {r.run_id: run_label(r) for r in runs}
-            st.selectbox("Active model", ids, key=_ACTIVE_KEY, format_func=labels.get,
-                         help="The trained model the Attack, Explain and Report pages work on.")
-        else:
-            st.caption("No trained model yet: run Quick start on Home.")
+        try:
+            _sidebar_runs()
+        except Exception as exc:  # an unreadable store shows one line here; the page below still runs
+            show_error(exc)
         _sidebar_jobs()
+
+
+def _sidebar_runs() -> None:
+    runs, broken = RunStore().scan()
+    if broken:
+        st.warning(f"Skipped {len(broken)} broken run{'s' * (len(broken) != 1)} in the store: "
+                   + "; ".join(f"{md(folder)} ({md(problem)})" for folder, problem in sorted(broken.items())),
+                   icon=":material/warning:")
+    from nnkit.gan.train import is_judge_run
+
+    # A GAN's judge is an auxiliary model: it is chosen on the GAN page, never offered as the Active one (issue 17)
+    runs = [r for r in runs if r.kind == "classifier" and not is_judge_run(r)]
+    pending = st.session_state.pop(_PENDING_ACTIVE, None)
+    ids = [r.run_id for r in runs]
+    if pending in ids:
+        st.session_state[_ACTIVE_KEY] = pending
+    elif st.session_state.get(_ACTIVE_KEY) not in ids:
+        st.session_state.pop(_ACTIVE_KEY, None)
+    if runs:
+        labels = {r.run_id: run_label(r) for r in runs}
+        st.selectbox("Active model", ids, key=_ACTIVE_KEY, format_func=labels.get,
+                     help="The trained model the Attack, Explain and Report pages work on.")
+    else:
+        st.caption("No trained model yet: run Quick start on Home.")
 
 
 def _sidebar_jobs() -> None:
@@ -423,9 +519,9 @@ def _sidebar_jobs() -> None:
         if active or recent:
             st.markdown("**Jobs**")
         for j in active:
-            st.progress(j.progress, text=f"{j.title}: {j.message}")
+            st.progress(j.progress, text=md(f"{j.title}: {j.message}"))
         for j in recent:
-            st.caption(f"{_STATUS_ICON[j.status]} {j.title}: {j.error or j.message}")
+            st.caption(f"{_STATUS_ICON[j.status]} {md(f'{j.title}: {j.error or j.message}')}")
         lanes = {j.lane for j in active}
         for lane in sorted(lanes):
             others = mgr.lane_load(lane, exclude_owner=owner_id())

@@ -17,9 +17,11 @@ st.markdown("Squared error $E = \\sum \\tfrac12 (y - o)^2$, sigmoid units $a = \
             "$w \\leftarrow w - \\alpha\\, \\partial E/\\partial w$.")
 
 c = st.columns(5)
+# Short option labels: a select box shows its value on one line of a fifth of the page (help says the rest).
 preset = c[0].selectbox("Network", ["worked example", "random"], key="backprop_preset",
-                        format_func={"worked example": "Mazur's worked example (2-2-2)",
-                                     "random": "random weights"}.get)
+                        format_func={"worked example": "Mazur (2-2-2)", "random": "random weights"}.get,
+                        help="Mazur (2-2-2): Matt Mazur's worked example, 2 inputs, 2 hidden and 2 output units, "
+                             "whose published numbers the step reproduces. Random weights: choose the sizes.")
 random_net = preset == "random"
 sizes = (c[1].number_input("Inputs", 1, 4, 2, key="backprop_inputs", disabled=not random_net),
          c[2].number_input("Hidden units", 1, 4, 3, key="backprop_hidden", disabled=not random_net),

@@ -95,10 +95,10 @@ if run is None:
             icon=":material/info:")
     st.stop()
 if run.meta.get("model", {}).get("name") != "cnn":
-    st.info(f"The active model ({ui.run_label(run)}) is not an nnkit cnn; choose a cnn run in the sidebar.",
+    st.info(f"The active model ({ui.md(ui.run_label(run))}) is not an nnkit cnn; choose a cnn run in the sidebar.",
             icon=":material/info:")
     st.stop()
-st.markdown(f"Active model: **{ui.run_label(run)}**. Every conv stage: convolution → (batch norm) → activation → "
+st.markdown(f"Active model: **{ui.md(ui.run_label(run))}**. Every conv stage: convolution → (batch norm) → activation → "
             "pooling; each tile is one channel, scaled to its own range.")
 slot = "classroom-feature-maps"
 if st.button("Compute feature maps", icon=":material/layers:", key="fmaps_go", disabled=ui.has_active_job(slot)):

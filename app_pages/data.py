@@ -6,7 +6,8 @@ from app_pages import _shared as ui
 from nnkit import data as datasets
 from nnkit import plots
 from nnkit.data import preview
-from nnkit.data.upload import import_zip, safe_name
+from nnkit.data.upload import MAX_FILES, MAX_IMAGE_PIXELS, MAX_TOTAL_PIXELS, UPLOAD_TTL_S, check_zip, expire_uploads
+from nnkit.jobs.data_tasks import upload_task
 
 ui.page_header("Data", "Look at what a model will learn from before you train it: samples, balance, planted shortcuts.")
 
@@ -58,21 +59,31 @@ st.divider()
 st.subheader("Upload your own images")
 st.write("A zip with one folder of images per class (for example `cats/1.jpg`, `dogs/7.png`), or `train/` and "
          "`test/` folders that each hold the class folders. It becomes a dataset you can train on.")
-flash = st.session_state.pop("data_flash", None)
-if flash:
-    st.success(flash, icon=":material/check_circle:")
+st.caption(f"Limits: {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels per image, {MAX_TOTAL_PIXELS / 1e6:.0f} megapixels "
+           f"in all, {MAX_FILES:,} files. An upload that no run was trained on is removed "
+           f"{UPLOAD_TTL_S // 3600} hours after its import.")
+if "data_uploads_expired" not in st.session_state:  # once per browser session: it reads the run store
+    with ui.guard(stop=False):
+        st.session_state["data_uploads_expired"] = expire_uploads()
 with st.form("upload_form", clear_on_submit=True):
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="data_upload")
     new_name = st.text_input("Dataset name (default: the zip's name)", key="data_upload_name")
-    imported = st.form_submit_button("Import", icon=":material/upload:")
+    imported = st.form_submit_button("Import", icon=":material/upload:", disabled=ui.has_active_job("upload"))
 if imported:
     if upload is None:
         st.error("Choose a zip file first.", icon=":material/error:")
     else:
         with ui.guard():
-            dataset_name = import_zip(upload.getvalue(), new_name or upload.name)
-            check = datasets.create(dataset_name)
-        st.session_state["data_flash"] = (f"Imported {safe_name(new_name or upload.name)}: {check.num_classes} "
-                                          f"classes, {sum(len(s) for s in check.splits.values())} images.")
-        ui.select_dataset_next("data_name", dataset_name)
-        st.rerun()
+            data = upload.getvalue()
+            plan = check_zip(data, new_name or upload.name)  # the zip's directory only: a quick one-line answer
+            # Unpacking, checking and decoding the images runs as a job: a huge upload never blocks the page.
+            ui.submit_job(upload_task, kind="upload", slot="upload", heavy=False, title=f"Import {plan.label}",
+                          data=data, name=plan.folder)
+            st.rerun()
+
+
+def _select_upload(view) -> None:
+    ui.select_dataset_next("data_name", view.result["dataset"])
+
+
+ui.job_panel(ui.current_job("upload"), key="upload", on_done=_select_upload)

@@ -8,8 +8,17 @@ from PIL import Image
 from app_pages import _shared as ui
 from nnkit import plots_generative as gplots
 from nnkit.gan import GanConfig
+from nnkit.gan.train import can_continue, stop_note
 from nnkit.jobs import get_manager
-from nnkit.jobs.generative_tasks import default_gan_dataset, epoch_grids, gan_grid, gan_report, gan_task, grids_zip
+from nnkit.jobs.generative_tasks import (
+    default_gan_dataset,
+    epoch_grids,
+    gan_expectation,
+    gan_grid,
+    gan_report,
+    gan_task,
+    grids_zip,
+)
 from nnkit.runs import RunStore
 
 ui.page_header("GAN", "Teach a generator to imitate a dataset by fooling a discriminator, then see what it learned: "
@@ -37,14 +46,18 @@ if "gan_data" not in st.session_state:
     ui.select_dataset_next("gan_data", default_gan_dataset())
 data_name = ui.dataset_select("gan_data")
 judges = [r for r in ui.classifier_runs() if r.meta.get("dataset", {}).get("name") == data_name]
-judge_labels = {None: "train one now (reused next time)", **{r.run_id: ui.run_label(r) for r in judges}}
+judge_labels = {None: "new (trained now)", **{r.run_id: ui.run_label(r) for r in judges}}
 
 defaults = GanConfig()
+# What to expect, from GAN runs measured on this machine only (no promise written in advance).
+with ui.guard(stop=False):
+    st.caption(ui.md(gan_expectation(data_name)))
 with st.form("gan_form"):
     c = st.columns(4)
     epochs = c[0].number_input("Epochs", 1, 1000, defaults.epochs, key="gan_epochs")
     time_limit = c[1].number_input("Time limit (seconds, 0: none)", 0, 36_000, 180, step=30, key="gan_time_limit",
-                                   help="Training stops after this long; the last epoch is then partial.")
+                                   help="Counted from the start, the judge's training included. A run stopped "
+                                        "by it can be continued from where it stopped.")
     max_steps = c[2].number_input("Max steps (0: no limit)", 0, 10_000_000, 0, key="gan_max_steps")
     seed = c[3].number_input("Seed (empty: random, recorded)", 0, 2**31 - 1, value=None, key="gan_seed")
     c = st.columns(4)
@@ -54,7 +67,7 @@ with st.form("gan_form"):
     batch_size = c[1].selectbox("Batch size", [16, 32, 64, 128], index=1, key="gan_batch_size")
     judge = c[2].selectbox("Judge classifier", list(judge_labels), format_func=judge_labels.get, key="gan_judge",
                            help="A classifier of this dataset whose features score the samples (Fréchet distance, "
-                                "inception score, class coverage).")
+                                "inception score, class coverage). New: trained now, and reused next time.")
     judge_epochs = c[3].number_input("Judge epochs (if trained now)", 1, 100, defaults.judge_epochs,
                                      key="gan_judge_epochs")
     run_name = st.text_input("Run name (optional)", key="gan_name")
@@ -106,10 +119,10 @@ if view is not None and view.active:
 
     live_samples()
 
-runs = RunStore().list(kind="gan")
+runs = ui.store_runs("gan")
 if not runs:
-    st.info("No GAN trained yet: train one above (a minute or two on a CPU, or set a time limit).",
-            icon=":material/info:")
+    st.info("No GAN trained yet: train one above (or set a time limit). "
+            + ui.estimate_note("gan", "gan", what="GAN training"), icon=":material/info:")
     st.stop()
 
 st.subheader("Result")
@@ -125,7 +138,7 @@ def _label(run_id: str) -> str:
     meta = next(r for r in runs if r.run_id == run_id).meta
     parts = [meta.get("name") or run_id, meta.get("dataset", {}).get("name", "?"),
              "conditional" if meta.get("conditional") else "unconditional", f"{meta.get('epochs_run', '?')} epochs"]
-    return " · ".join(str(p) for p in parts)
+    return " · ".join(ui.safe_text(p) for p in parts)
 
 
 run_id = st.selectbox("GAN run", ids, format_func=_label, key="gan_run")
@@ -143,9 +156,31 @@ c[1].metric("Inception score", f"{quality.get('inception_score', float('nan')):.
 c[2].metric("Classes covered", f"{quality.get('classes_covered', '?')}/{num_classes or '?'}",
             help="Classes the judge confidently finds among the samples; few means mode collapse.")
 c[3].metric("Steps", f"{meta.get('steps', 0):,}", help=f"stopped by {meta.get('stopped_by', '?')}")
-st.caption(f"Run `{run.run_id}` · {meta.get('device', '?')} · dataset {meta.get('dataset', {}).get('name')} · "
+parent = f" · continues `{meta['parent']}`" if meta.get("parent") else ""
+st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))} · dataset {ui.md(meta['dataset']['name'])} · "
            f"{meta.get('train_seconds', 0):.0f} s of training · seed {meta.get('seed')} · judge "
-           f"`{judge_meta.get('run_id')}` (test accuracy {judge_meta.get('test_accuracy') or 0:.1%})")
+           f"`{judge_meta.get('run_id')}` (test accuracy {judge_meta.get('test_accuracy') or 0:.1%}){parent}")
+note = stop_note(meta)
+if note:  # stopped by its time or step limit: say so plainly, with what it reached and what to do
+    st.warning(f"Stopped early: {ui.md(note)}.", icon=":material/timer_off:")
+    if can_continue(run):
+        with st.form("gan_continue_form"):
+            c = st.columns(3)
+            more_epochs = c[0].number_input("Epochs in all", max(1, meta.get("epochs_done", 0) + 1), 1000,
+                                            max(meta.get("epochs_planned", 1), meta.get("epochs_done", 0) + 1),
+                                            key="gan_continue_epochs")
+            more_time = c[1].number_input("Time limit (seconds, 0: none)", 0, 36_000,
+                                          int(meta.get("time_limit") or 0), step=30, key="gan_continue_time_limit")
+            go_on = st.form_submit_button("Continue training", icon=":material/resume:",
+                                          disabled=ui.has_active_job("gan"),
+                                          help="A new run starts from this run's saved networks, optimiser states "
+                                               "and data order, and records this run as its parent.")
+        if go_on:
+            with ui.guard():
+                config = GanConfig(resume=run.run_id, epochs=int(more_epochs),
+                                   time_limit=float(more_time) or None).validate()
+                ui.submit_job(gan_task, kind="gan", title=f"Continue GAN {run.run_id}", slot="gan", config=config)
+            st.rerun()
 
 st.markdown("**Samples over training** (the same noise every epoch)")
 grids = epoch_grids(run)

@@ -17,8 +17,10 @@ st.markdown(
 )
 
 st.subheader("Quick start")
-st.write("Train a small CNN on the `shapes` dataset (about half a minute on a laptop CPU), so you have a model "
-         "to attack and explain right away. Other pages stay usable while it trains.")
+st.write("Train a small CNN on the `shapes` dataset, so you have a model to attack and explain right away. "
+         "Other pages stay usable while it trains.")
+# No fixed promise: the time depends on this machine and on how busy it is, so say what was measured here.
+st.caption(ui.estimate_note("train", "quick-start", what="quick start"))
 
 busy = ui.has_active_job("quick-start")
 if st.button("Quick start", type="primary", icon=":material/rocket_launch:", disabled=busy, key="quick_start"):

@@ -9,6 +9,7 @@ from app_pages import _shared as ui
 from nnkit.jobs.report_tasks import report_task
 from nnkit.report import SECTIONS, list_reports
 from nnkit.report.document import SECTION_TITLES
+from nnkit.report.settings import ReportSettings, default_sections
 from nnkit.report.write import markdown_zip
 
 ui.page_header("Report", "One document to hand over: the model card, its robustness to single-pixel and patch "
@@ -22,10 +23,17 @@ run_id = st.selectbox("Model", ids, index=ids.index(active.run_id) if active.run
 
 BUDGETS = {"quick": "Quick (under a minute)", "full": "Full (about 3 minutes on 2 CPU cores)"}
 with st.form("report_form"):
-    sections = st.multiselect("Sections (the summary is always included)", list(SECTIONS), default=list(SECTIONS),
-                              format_func=SECTION_TITLES.get, key="report_sections")
+    # The default fits the default (quick) budget: shortcut discovery is there to pick, not preselected.
+    sections = st.multiselect("Sections (the summary is always included)", list(SECTIONS),
+                              default=default_sections(quick=True), format_func=SECTION_TITLES.get,
+                              key="report_sections")
     budget = st.segmented_control("Budget", list(BUDGETS), default="quick", format_func=BUDGETS.get,
                                   key="report_budget")
+    box = st.text_input("Suspected confounder box x0,y0,x1,y1 (optional)", key="report_mask_box",
+                        placeholder="e.g. 20,20,28,28 (pixels of your images) or 75%,75%,100%,100%",
+                        help="For data without confounder masks (e.g. your own folder): the region the confounding "
+                             "check tests, in pixels of your images as they are on disk, or as percentages of the "
+                             "width and height. Empty: the data's own masks; a folder without them skips the check.")
     go = st.form_submit_button("Build report", type="primary", icon=":material/description:",
                                disabled=ui.has_active_job("report"))
 
@@ -34,8 +42,11 @@ if go:
         st.error("Choose at least one section.", icon=":material/error:")
         st.stop()
     with ui.guard():
+        quick = (budget or "quick") == "quick"
+        overrides = {"confounding_mask_box": box.strip()} if box.strip() else {}
+        ReportSettings.make(quick, overrides)  # a malformed box is one error line here, not a failed job
         ui.submit_job(report_task, kind="report", title=f"Report of {labels[run_id]}", slot="report", run_id=run_id,
-                      sections=sections, quick=(budget or "quick") == "quick")
+                      sections=sections, quick=quick, overrides=overrides)
     st.rerun()
 
 ui.job_panel(ui.current_job("report"), key="report")

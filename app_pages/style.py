@@ -14,14 +14,14 @@ from nnkit.jobs.generative_tasks import (
     read_image_source,
     style_task,
 )
-from nnkit.runs import RunStore
 from nnkit.style import CONTENTS, DEFAULT_CONTENT, DEFAULT_STYLE, INITS, OPTIMIZERS, STYLES, WEIGHT_CHOICES, StyleConfig
+from nnkit.style.transfer import MAX_SIZE, MIN_SIZE
 
 ui.page_header("Style transfer", "Optimise an image until a CNN sees the content of one picture and the texture of "
                                  "another: what a network calls \"style\" is its feature correlations.")
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
-WEIGHT_LABELS = {"auto": "auto: ImageNet VGG-19 if available, else random", "imagenet": "ImageNet VGG-19 only",
+WEIGHT_LABELS = {"auto": "auto: ImageNet or random", "imagenet": "ImageNet VGG-19 only",
                  "random": "random VGG-19 (offline)"}
 
 defaults = StyleConfig()
@@ -38,12 +38,15 @@ with st.form("style_form"):
     steps = c[3].number_input("Steps", 1, 5000, defaults.steps, key="style_steps",
                               help="Loss evaluations (one forward and backward pass each).")
     c = st.columns(4)
-    size = c[0].number_input("Size (longer side, pixels)", 16, 1024, default_style_size(), step=16, key="style_size")
+    size = c[0].number_input("Size (longer side, pixels)", MIN_SIZE, MAX_SIZE, default_style_size(), step=16,
+                                key="style_size")
     optimizer = c[1].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer),
                                key="style_optimizer", help="L-BFGS as in the paper, or Adam.")
     init = c[2].selectbox("Start from", INITS, index=INITS.index(defaults.init), key="style_init")
     weights = c[3].selectbox("Feature network", WEIGHT_CHOICES, index=WEIGHT_CHOICES.index(defaults.weights),
-                             format_func=WEIGHT_LABELS.get, key="style_weights")
+                             format_func=WEIGHT_LABELS.get, key="style_weights",
+                             help="auto: the ImageNet VGG-19 if it is cached or can be downloaded, else a random "
+                                  "VGG-19 (style only, no ImageNet features).")
     c = st.columns(4)
     seed = c[0].number_input("Seed (empty: random, recorded)", 0, 2**31 - 1, value=None, key="style_seed")
     run_name = c[1].text_input("Run name (optional)", key="style_name")
@@ -85,9 +88,9 @@ if view is not None and view.active:
 
     live_preview()
 
-runs = RunStore().list(kind="style")
+runs = ui.store_runs("style")
 if not runs:
-    st.info("No style transfer yet: run one above (the defaults take about a minute on a CPU).",
+    st.info("No style transfer yet: run one above. " + ui.estimate_note("style", "style", what="style transfer"),
             icon=":material/info:")
     st.stop()
 
@@ -98,7 +101,7 @@ if pending in ids:
     st.session_state["style_run"] = pending
 elif st.session_state.get("style_run") not in ids:
     st.session_state.pop("style_run", None)
-labels = {r.run_id: " · ".join(str(p) for p in (r.name or r.run_id, r.meta.get("content"), r.meta.get("style"),
+labels = {r.run_id: " · ".join(ui.safe_text(p) for p in (r.name or r.run_id, r.meta.get("content"), r.meta.get("style"),
                                                  f"{r.meta.get('steps', '?')} steps")) for r in runs}
 run_id = st.selectbox("Style run", ids, format_func=labels.get, key="style_run")
 run = next(r for r in runs if r.run_id == run_id)
@@ -110,8 +113,8 @@ else:
     st.warning(f"Feature network: {meta.get('feature_network_description')}. A random network still measures "
                "texture, but the result is cruder than with ImageNet weights.", icon=":material/hub:")
 cols = st.columns(3)
-for col, filename, caption in ((cols[0], STYLE_CONTENT, f"content: {meta.get('content')}"),
-                               (cols[1], STYLE_STYLE, f"style: {meta.get('style')}"),
+for col, filename, caption in ((cols[0], STYLE_CONTENT, f"content: {ui.md(meta.get('content'))}"),
+                               (cols[1], STYLE_STYLE, f"style: {ui.md(meta.get('style'))}"),
                                (cols[2], STYLE_OUTPUT, "output")):
     if (run.path / filename).is_file():
         col.image((run.path / filename).read_bytes(), caption=caption, width="stretch")
@@ -122,7 +125,7 @@ c[1].metric("Content loss", f"{meta.get('content_loss_end', 0):.4f}",
             help="Normalised distance of the relu4_2 features to the content image's.")
 c[2].metric("Steps", meta.get("steps", 0))
 c[3].metric("Time", f"{meta.get('seconds', 0):.1f} s")
-st.caption(f"Run `{run.run_id}` · {meta.get('device', '?')} · seed {meta.get('seed')} · Gram distance to the style: "
+st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))} · seed {meta.get('seed')} · Gram distance to the style: "
            f"output {meta.get('gram_distance_output_style', 0):.4f}, content image "
            f"{meta.get('gram_distance_content_style', 0):.4f}")
 curves = gplots.style_curves(run.metrics())

@@ -4,7 +4,9 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit import plots
-from nnkit.jobs import train_task
+from nnkit.cli.train import train_argv
+from nnkit.distributed import torchrun_command
+from nnkit.jobs import distributed_train_task, train_task
 from nnkit.models import list_models
 from nnkit.models.layers import ACTIVATIONS
 from nnkit.runs import RunStore
@@ -50,20 +52,31 @@ with st.form("train_form"):
     c = st.columns(4)
     seed = c[0].number_input("Seed (empty: random, recorded)", 0, 2**31 - 1, value=None, key="train_seed")
     run_name = c[1].text_input("Run name (optional)", key="train_name")
+    nproc = c[2].number_input("Processes", 1, 64, 1, key="train_nproc",
+                              help="Data-parallel training on this many processes of this machine (torch.distributed: "
+                                   "gloo on CPU, one GPU each on CUDA); the batch size stays the global batch.")
     with st.expander("Dataset options"):
         data_opts = ui.dataset_options(data_name, "train_data_opt")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:",
                                       disabled=ui.has_active_job("train"))
 
+config = TrainConfig(data=data_name, model=model_name, model_opts=model_opts, data_opts=data_opts,
+                     optimizer=optimizer, lr=float(lr), schedule=schedule, epochs=int(epochs),
+                     batch_size=int(batch_size), augment=augment, weight_decay=float(weight_decay),
+                     early_stopping=int(early), seed=None if seed is None else int(seed),
+                     name=run_name.strip() or None)
+with st.expander("Run these settings on N processes with torchrun"):
+    st.code(torchrun_command(train_argv(config), max(2, int(nproc))), language="bash")
+    st.caption("The same training, data-parallel, from a terminal in the checkout (README: Scale out).")
 if submitted:
     with ui.guard():
-        config = TrainConfig(data=data_name, model=model_name, model_opts=model_opts, data_opts=data_opts,
-                             optimizer=optimizer, lr=float(lr), schedule=schedule, epochs=int(epochs),
-                             batch_size=int(batch_size), augment=augment, weight_decay=float(weight_decay),
-                             early_stopping=int(early), seed=None if seed is None else int(seed),
-                             name=run_name.strip() or None).validate()
-        ui.submit_job(train_task, kind="train", title=f"Train {model_name} on {ui.dataset_label(data_name)}",
-                      slot="train", config=config)
+        config.validate()
+        title = f"Train {model_name} on {ui.dataset_label(data_name)}"
+        if int(nproc) > 1:
+            ui.submit_job(distributed_train_task, kind="train", title=f"{title} ({int(nproc)} processes)",
+                          slot="train", config=config, nproc=int(nproc))
+        else:
+            ui.submit_job(train_task, kind="train", title=title, slot="train", config=config)
     st.rerun()  # show the live panel and the sidebar's job straight away
 
 ui.job_panel(ui.current_job("train"), key="train", figure=plots.training_curves, figure_when_done=False,
@@ -88,21 +101,24 @@ c[0].metric("Test accuracy", f"{meta.get('test_accuracy', 0):.1%}")
 c[1].metric("Parameters", f"{meta.get('parameters', 0):,}")
 c[2].metric("Training time", f"{meta.get('seconds', 0):.0f} s")
 c[3].metric("Seed", meta.get("seed"))
-st.caption(f"Run `{run.run_id}` · {meta.get('device', '?')} · dataset {meta.get('dataset', {}).get('name')} · "
-           f"model {meta.get('model', {}).get('name')}")
+dist = meta.get("distributed") or {}
+procs = (f" · {dist['world_size']} processes ({ui.md(str(dist.get('backend')))}): "
+         f"{ui.md(', '.join(map(str, dist.get('devices', []))))}" if dist.get("world_size", 1) > 1 else " · 1 process")
+st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))}{procs} · dataset {ui.md(meta['dataset']['name'])} · "
+           f"model {ui.md(meta['model']['name'])}")
 left, right = st.columns(2)
 with left:
     curves = plots.training_curves(run.metrics(), height=420)
     st.plotly_chart(curves, key="train_result_curves")
 with right:
     class_names = meta.get("dataset", {}).get("class_names", [])
-    if (run.path / "eval_test.json").is_file():
-        test = run.read_json("eval_test.json")
+    test = run.optional_json("eval_test.json")  # None when missing or corrupt: the page does without it
+    if test is not None and isinstance(test.get("confusion"), list):
         confusion = plots.confusion_matrix(test["confusion"], class_names, height=420)
         st.plotly_chart(confusion, key="train_result_confusion")
     else:
         confusion = None
-        st.caption("This run has no test evaluation saved.")
+        st.caption("This run has no readable test evaluation saved.")
 ui.download_run(run, key="train_dl")
 d = st.columns(4)
 with d[0]:
@@ -122,7 +138,7 @@ if chosen:
                     key="train_compare_chart")
     rows = []
     for r in compared:
-        cfg = r.read_json("config.json") if (r.path / "config.json").is_file() else {}
+        cfg = r.optional_json("config.json") or {}
         spec = r.meta.get("model", {})
         rows.append({"run": labels[r.run_id], "model": spec.get("name"), "activation": spec.get("activation"),
                      "batch norm": spec.get("batch_norm"), "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"),

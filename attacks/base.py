@@ -16,6 +16,19 @@ The base class
 Attacks that only need forward passes (the single-pixel attack) run on an inference copy of the model
 with BatchNorm folded into the convolutions (``torch.fx`` fusion) and channels-last memory layout,
 which is the same function up to float rounding and about twice as fast on CPU.
+
+Randomness is keyed by the image, and results do not depend on how the images are split. Every
+attacked image draws its random numbers from a generator of its own, seeded from (the attack's seed,
+the image's key): its index in the split, as ``attacks.on_run`` passes it, or its position in the
+batch by default (see :meth:`Oracle.item_generators`). An image therefore gets the same attack
+whether it runs alone, in a batch of 1,000, with another memory budget, or on rank 3 of 8 under
+``torchrun`` (where ``__call__`` attacks ``images[rank::N]`` and gathers the results on every rank).
+For the single-pixel attack this holds exactly, bit for bit, on the CPU: its per-image decisions
+(the first fooling candidate, the queries it took) are defined per image, never per batch, and every
+gradient-free forward pass is padded to a multiple of 16 rows, for which the CPU kernels give each
+row the same bits whatever the batch holds (checked for the CNNs here; tests/test_distributed.py).
+On a GPU, and for the gradient attacks (patches), the same holds up to float rounding of the
+model's outputs, which can rarely tip a comparison.
 """
 
 from __future__ import annotations
@@ -32,12 +45,17 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from nnkit import distributed
 from nnkit.errors import Cancelled, NnkitError
-from nnkit.seeding import seed_everything
+from nnkit.seeding import item_seed, seed_everything
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+
+# Gradient-free forward passes are padded to a multiple of this many rows: CPU kernels block the batch
+# dimension, and a short or ragged batch can round a row differently from the same row in a full block.
+ROW_BLOCK = 16
 
 
 @dataclass
@@ -210,10 +228,14 @@ class Oracle:
         owners: for each attacked image (local index), its index in the caller's batch.
         n_total: size of the caller's batch (length of the query counter).
         stop_event: when set, the next query raises :class:`nnkit.errors.Cancelled`.
+        keys: for each attacked image, the key of its random stream (its index in the split).
+        seed: the attack's seed (with ``keys``, seeds :meth:`item_generators`).
     """
 
     def __init__(self, model, fast_model, device, max_batch: int, owners: torch.Tensor, n_total: int,
-                 stop_event: threading.Event | None = None):
+                 stop_event: threading.Event | None = None, keys: torch.Tensor | None = None, seed: int = 0):
+        self.keys = owners.cpu() if keys is None else keys.cpu()
+        self.seed = int(seed)
         self.model = model
         self.fast_model = fast_model
         self.device = device
@@ -223,6 +245,15 @@ class Oracle:
         self.other_queries = 0  # queries not charged to a result image (e.g. fitting a universal patch)
         self.stop_event = stop_event
         self._channels_last = fast_model is not None and _has_conv(fast_model)
+
+    def item_generators(self) -> list[torch.Generator]:
+        """One generator per attacked image, seeded from (seed, key): the image's own random stream."""
+        return [torch.Generator(device=self.device).manual_seed(item_seed(self.seed, int(k))) for k in self.keys]
+
+    def charge(self, owners: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add ``counts`` queries to the attacked images ``owners`` (local indices), e.g. the queries a
+        search needed for an image, when the forward passes were made with ``charge=False``."""
+        self.queries.index_add_(0, self.owners[owners.to(self.device)], counts.to(self.device, torch.int64))
 
     def check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():
@@ -236,24 +267,34 @@ class Oracle:
                                     torch.ones(owners.shape[0], dtype=torch.int64, device=self.device))
 
     @torch.no_grad()
-    def probs(self, images: torch.Tensor, owners: torch.Tensor | None) -> torch.Tensor:
+    def probs(self, images: torch.Tensor, owners: torch.Tensor | None, *, charge: bool = True) -> torch.Tensor:
         """Softmax probabilities without autograd, in chunks of at most ``max_batch`` images.
+
+        Every chunk is padded to a multiple of ``ROW_BLOCK`` rows (copies of its last image), so a
+        row's result does not depend on how many other images share its forward pass.
 
         Args:
             images: B×C×H×W in [0, 1] on the device.
             owners: B local indices of the attacked image each row belongs to (None: not charged to one).
+            charge: count the B queries (False: the caller charges with :meth:`charge`).
         Returns:
             B×K float32 probabilities on the device.
         """
         self.check_stop()
         model = self.fast_model if self.fast_model is not None else self.model
         out = []
-        for i in range(0, images.shape[0], self.max_batch):
-            chunk = images[i : i + self.max_batch]
+        step = max(ROW_BLOCK, self.max_batch // ROW_BLOCK * ROW_BLOCK)
+        for i in range(0, images.shape[0], step):
+            chunk = images[i : i + step]
+            rows = chunk.shape[0]
+            pad = -rows % ROW_BLOCK
+            if pad:
+                chunk = torch.cat([chunk, chunk[-1:].expand(pad, *chunk.shape[1:])])
             if self._channels_last:
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
-            out.append(F.softmax(model(chunk).float(), dim=1))
-        self._count(images.shape[0], owners)
+            out.append(F.softmax(model(chunk).float(), dim=1)[:rows])
+        if charge:
+            self._count(images.shape[0], owners)
         return torch.cat(out) if out else images.new_zeros(0, 0)
 
     def logits(self, images: torch.Tensor, owners: torch.Tensor | None) -> torch.Tensor:
@@ -371,14 +412,20 @@ class Attack(abc.ABC):
         # Autograd keeps the activations for the backward pass, and the input gradient besides.
         return max(1, limit // 3) if self.uses_gradients else limit
 
-    def __call__(self, images: torch.Tensor, labels, targets=None, *, on_progress: ProgressFn | None = None,
-                 stop_event: threading.Event | None = None) -> AttackResult:
+    def __call__(self, images: torch.Tensor, labels, targets=None, *, keys=None,
+                 on_progress: ProgressFn | None = None, stop_event: threading.Event | None = None) -> AttackResult:
         """Attack a batch.
+
+        Under ``torchrun`` (inside :func:`nnkit.distributed.init_from_env` with N > 1 processes) every
+        rank calls this with the same images; each attacks ``images[rank::N]`` and every rank returns
+        the whole result, equal to one process's (see the module docstring).
 
         Args:
             images: N×C×H×W float in [0, 1] (any device).
             labels: N true class indices.
             targets: N target classes (or one class for all) for a targeted attack; None for untargeted.
+            keys: N keys of the images' random streams, normally their indices in the split
+                (None: 0..N-1, their positions in this batch).
             on_progress: called with (steps done, total steps) as the attack goes.
             stop_event: when set, the attack stops within one model call and raises ``Cancelled``.
 
@@ -386,10 +433,29 @@ class Attack(abc.ABC):
             AttackResult on the CPU.
         """
         images, labels, targets = self._check_inputs(images, labels, targets)
+        n = images.shape[0]
+        keys = torch.arange(n) if keys is None else torch.as_tensor(keys, dtype=torch.int64).reshape(-1).cpu()
+        if keys.shape[0] != n or (n and int(keys.min()) < 0):
+            raise NnkitError(f"{n} images need {n} keys >= 0, got {keys.shape[0]}")
+        t0 = time.perf_counter()
+        # Every rank attacks with one seed: a seed drawn at random is rank 0's.
+        seed = seed_everything(distributed.broadcast_from_master(seed_everything(self.seed)))
+        w = distributed.world()
+        if w.size == 1:
+            result = self._attack(images, labels, targets, keys, seed, on_progress, stop_event)
+        else:
+            mine = distributed.shard(torch.arange(n), w)
+            part = self._attack(images[mine], labels[mine], targets[mine] if targets is not None else None,
+                                keys[mine], seed, on_progress, stop_event) if mine.numel() else None
+            result = _merge(distributed.all_gather(part), n)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _attack(self, images, labels, targets, keys, seed, on_progress, stop_event) -> AttackResult:
+        """:meth:`__call__` on this process's images."""
         if targets is None:
             targets = self._default_targets(images.shape[0])
         t0 = time.perf_counter()
-        seed = seed_everything(self.seed)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         n = images.shape[0]
         x = images.to(self.device, torch.float32)
@@ -410,7 +476,8 @@ class Attack(abc.ABC):
             probs_after = probs_before.clone()
             per_image: dict[str, torch.Tensor] = {}
             shared: dict[str, torch.Tensor] = {}
-            oracle = Oracle(self.model, self._inference_model(), self.device, max_batch, idx, n, stop_event)
+            oracle = Oracle(self.model, self._inference_model(), self.device, max_batch, idx, n, stop_event,
+                            keys=keys[idx.cpu()], seed=seed)
             oracle.queries = clean.queries  # one counter for the whole call
             if idx.numel():
                 adv_sub, pert_sub, shared = self._run(oracle, x[idx], y[idx], t[idx] if t is not None else None,
@@ -454,3 +521,40 @@ class Attack(abc.ABC):
         Returns:
             (M×C×H×W adversarial images, per-image perturbation tensors with first dim M, shared tensors).
         """
+
+
+def _merge(parts: list[AttackResult | None], n: int) -> AttackResult:
+    """One AttackResult of N images from the ranks' results on ``images[rank::size]`` (in rank order)."""
+    size = len(parts)
+    done = [p for p in parts if p is not None]
+    first = done[0]
+
+    def join(get) -> torch.Tensor:
+        pieces = [get(p) for p in done]
+        out = pieces[0].new_empty((n, *pieces[0].shape[1:]))
+        for r, part in enumerate(parts):
+            if part is not None:
+                out[r::size] = get(part)
+        return out
+
+    def join_per_image(key: str) -> torch.Tensor:
+        # A rank whose images were all skipped (misclassified) has no perturbation: fill as __call__ does.
+        like = next(p.perturbation[key] for p in done if key in p.perturbation)
+        fill = float("nan") if like.is_floating_point() else -1
+        out = torch.full((n, *like.shape[1:]), fill, dtype=like.dtype)
+        for r, part in enumerate(parts):
+            if part is not None and key in part.perturbation:
+                out[r::size] = part.perturbation[key]
+        return out
+
+    keys = list(dict.fromkeys(k for p in done for k in p.perturbation))
+    shared = next((p.shared for p in done if p.shared), {})
+
+    return AttackResult(
+        images=join(lambda p: p.images), labels=join(lambda p: p.labels),
+        targets=None if first.targets is None else join(lambda p: p.targets),
+        success=join(lambda p: p.success), attacked=join(lambda p: p.attacked), queries=join(lambda p: p.queries),
+        probs_before=join(lambda p: p.probs_before), probs_after=join(lambda p: p.probs_after),
+        perturbation={k: join_per_image(k) for k in keys}, shared=dict(shared), attack=first.attack, params=first.params, seed=first.seed,
+        seconds=max(p.seconds for p in done),
+    )

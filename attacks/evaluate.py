@@ -104,7 +104,7 @@ def summarize(result: AttackResult, class_names: Sequence[str] | None = None) ->
 
 def evaluate(model: torch.nn.Module, attack: Attack, images: torch.Tensor, labels, targets=None, *,
              class_names: Sequence[str] | None = None, on_progress: ProgressFn | None = None,
-             stop_event: threading.Event | None = None) -> AttackReport:
+             stop_event: threading.Event | None = None, keys=None) -> AttackReport:
     """Run ``attack`` on ``images`` and measure it.
 
     Args:
@@ -113,6 +113,8 @@ def evaluate(model: torch.nn.Module, attack: Attack, images: torch.Tensor, label
         images: N×C×H×W in [0, 1]; labels: N; targets: N or one class (targeted) or None.
         class_names: names for the per-class breakdown.
         on_progress, stop_event: passed to the attack.
+        keys: N keys of the images' random streams, their indices in the split (None: 0..N-1); see
+            :mod:`attacks.base`.
 
     Returns:
         AttackReport: clean and robust accuracy, success rate on the initially-correct images, queries
@@ -120,7 +122,7 @@ def evaluate(model: torch.nn.Module, attack: Attack, images: torch.Tensor, label
     """
     if attack.model is not model:
         raise NnkitError("the attack was built for a different model than the one being evaluated")
-    result = attack(images, labels, targets, on_progress=on_progress, stop_event=stop_event)
+    result = attack(images, labels, targets, keys=keys, on_progress=on_progress, stop_event=stop_event)
     return summarize(result, class_names)
 
 

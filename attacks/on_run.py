@@ -19,8 +19,10 @@ from attacks.evaluate import AttackReport, evaluate
 from attacks.one_pixel import OnePixel
 from attacks.patch import LocalPatch, UniversalPatch
 from nnkit.data.base import Dataset
+from nnkit.data.select import describe_selection, stratified_indices
 from nnkit.errors import NnkitError
 from nnkit.runs import RunInfo
+from nnkit.seeding import seed_everything
 
 ProgressFn = Callable[[int, int], None]
 
@@ -61,36 +63,42 @@ def resolve_class(text: str | int, class_names: list[str]) -> int:
     return index
 
 
-def pick_images(part, n: int, indices: Sequence[int] | None = None):
-    """The images an attack on a run gets: the first ``n`` of the split, or the ones at ``indices``.
+def pick_images(part, n: int, indices: Sequence[int] | None = None, seed: int = 0):
+    """The images an attack on a run gets: ``n`` picked seeded and stratified over the classes, or the
+    ones at ``indices``.
 
     Args:
         part: the split (``Dataset.split(...)``).
-        n: how many from the start of the split (fewer when the split is smaller); ignored with ``indices``.
+        n: how many, picked by ``nnkit.data.select.stratified_indices`` (fewer when the split is smaller);
+            ignored with ``indices``.
         indices: positions in the split, in the order wanted (no repeats).
+        seed: seed of the pick (the attack's seed, so the same command attacks the same images).
 
     Shape:
         images N×C×H×W, labels N.
 
     Returns:
-        ``(images, labels, chosen)``: ``chosen`` is the list of indices, or None for the first ``n``.
+        ``(images, labels, chosen, selection)``: ``chosen`` is the list of positions in the split (the
+        key of each image's random stream), ``selection`` says in words which images were taken.
 
     Raises:
         NnkitError: for no index, a repeated index or one outside the split.
     """
     if indices is None:
-        count = min(int(n), len(part))
-        return part.images[:count], part.labels[:count], None
-    chosen = [int(i) for i in indices]
-    if not chosen:
-        raise NnkitError("choose at least one image")
-    bad = [i for i in chosen if not 0 <= i < len(part)]
-    if bad:
-        raise NnkitError(f"image index {bad[0]} is outside the split (0..{len(part) - 1})")
-    if len(set(chosen)) != len(chosen):
-        raise NnkitError("each image may be chosen only once")
-    at = torch.tensor(chosen)
-    return part.images[at], part.labels[at], chosen
+        chosen = stratified_indices(part.labels, n, seed)
+        selection = describe_selection(part.labels, chosen, seed)
+    else:
+        chosen = [int(i) for i in indices]
+        if not chosen:
+            raise NnkitError("choose at least one image")
+        bad = [i for i in chosen if not 0 <= i < len(part)]
+        if bad:
+            raise NnkitError(f"image index {bad[0]} is outside the split (0..{len(part) - 1})")
+        if len(set(chosen)) != len(chosen):
+            raise NnkitError("each image may be chosen only once")
+        selection = describe_selection(part.labels, chosen, None)
+    at = torch.tensor(chosen, dtype=torch.long)
+    return part.images[at], part.labels[at], chosen, selection
 
 
 def load_target(run: str | RunInfo, split: str = "test", *, device=None, data_root: str | None = None):
@@ -119,12 +127,13 @@ def one_pixel_on_run(run: str | RunInfo, *, n: int = 100, pixels: int = 1, targe
                      popsize: int = 400, generations: int = 100, split: str = "test", seed: int | None = None,
                      device=None, data_root: str | None = None, on_progress: ProgressFn | None = None,
                      stop_event: threading.Event | None = None, indices: Sequence[int] | None = None) -> RunAttack:
-    """Single-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019) on the first ``n`` images of a run's split.
+    """Single-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019) on ``n`` images of a run's split.
 
     Args:
         run: the run (id, prefix, name or RunInfo).
-        n: images attacked (the first n of the split; fewer when the split is smaller).
-        indices: attack these images of the split instead of the first ``n`` (recorded in ``extra``).
+        n: images attacked, picked seeded (by ``seed``) and stratified over the classes (see
+            :func:`pick_images`; fewer when the split is smaller).
+        indices: attack these images of the split instead (positions in the split).
         pixels: k, the pixels changed per image.
         target: target class (name or index) for a targeted attack; None: untargeted.
         popsize, generations: the differential-evolution budget (paper: 400, 100).
@@ -136,19 +145,19 @@ def one_pixel_on_run(run: str | RunInfo, *, n: int = 100, pixels: int = 1, targe
         images N×C×H×W in [0, 1] (as stored in the dataset).
 
     Returns:
-        RunAttack with the AttackReport (``summary()`` is the CLI's JSON).
+        RunAttack with the AttackReport (``summary()`` is the CLI's JSON); ``extra`` holds ``selection`` (which
+        images, in words) and ``indices`` (their positions in the split).
     """
     if generations < 0:
         raise NnkitError(f"generations must be >= 0, got {generations}")
     info, dataset, part, model = load_target(run, split, device=device, data_root=data_root)
-    images, labels, chosen = pick_images(part, n, indices)
+    seed = seed_everything(seed)  # fixed first: it picks the images too
+    images, labels, chosen, selection = pick_images(part, n, indices, seed)
     target_index = resolve_class(target, dataset.class_names) if target is not None else None
     attack = OnePixel(model, pixels=pixels, popsize=popsize, generations=generations, seed=seed)
     report = evaluate(model, attack, images, labels, target_index, class_names=dataset.class_names,
-                      on_progress=on_progress, stop_event=stop_event)
-    extra: dict = {"pixels": pixels, "target": target_index}
-    if chosen is not None:
-        extra["indices"] = chosen
+                      on_progress=on_progress, stop_event=stop_event, keys=chosen)
+    extra: dict = {"pixels": pixels, "target": target_index, "selection": selection, "indices": chosen}
     return RunAttack(info, dataset, split, report, images, attack, extra)
 
 
@@ -157,17 +166,18 @@ def patch_on_run(run: str | RunInfo, *, target: str | int, area: float = 0.05, s
                  split: str = "test", seed: int | None = None, device=None, data_root: str | None = None,
                  on_fit_progress: ProgressFn | None = None, on_progress: ProgressFn | None = None,
                  stop_event: threading.Event | None = None, indices: Sequence[int] | None = None) -> RunAttack:
-    """Targeted patch attack on a run: a universal patch (Brown et al. 2017) fitted on the first ``train_n``
-    training images and pasted at random places on held-out images, or one patch per image (LaVAN,
-    Karmon et al. 2018).
+    """Targeted patch attack on a run: a universal patch (Brown et al. 2017) fitted on ``train_n`` training
+    images (picked seeded and stratified over the classes) and pasted at random places on held-out images,
+    or one patch per image (LaVAN, Karmon et al. 2018).
 
     Args:
         run: the run (id, prefix, name or RunInfo).
         target: target class (name or index).
         area: patch area as a fraction of the image area; shape: "square" or "circle".
         kind: "universal" or "local".
-        n: held-out images attacked; train_n: images the universal patch is optimised over.
-        indices: attack these images of the split instead of the first ``n`` (recorded in ``extra``).
+        n: held-out images attacked; train_n: images the universal patch is optimised over (both picked
+            seeded and stratified over the classes, see :func:`pick_images`).
+        indices: attack these images of the split instead (positions in the split).
         steps: optimisation steps (None: the attack's default).
         split, seed, device, data_root: as in :func:`one_pixel_on_run`.
         on_fit_progress: (steps done, steps) while the universal patch is fitted.
@@ -175,29 +185,34 @@ def patch_on_run(run: str | RunInfo, *, target: str | int, area: float = 0.05, s
         stop_event: set it to cancel.
 
     Returns:
-        RunAttack; ``extra`` holds kind, area, shape, target and (universal) the fit's seconds and queries.
+        RunAttack; ``extra`` holds kind, area, shape, target, selection, indices and (universal) the fit's
+        seconds, queries and train_selection.
     """
     if kind not in ("universal", "local"):
         raise NnkitError(f"unknown patch kind {kind!r}: choose universal or local")
     info, dataset, part, model = load_target(run, split, device=device, data_root=data_root)
     target_index = resolve_class(target, dataset.class_names)
-    images, labels, chosen = pick_images(part, n, indices)
+    seed = seed_everything(seed)  # fixed first: it picks the images too
+    images, labels, chosen, selection = pick_images(part, n, indices, seed)
     opts = {"steps": int(steps)} if steps else {}
-    extra: dict = {"kind": kind, "area": area, "shape": shape, "target": target_index}
+    extra: dict = {"kind": kind, "area": area, "shape": shape, "target": target_index, "selection": selection,
+                   "indices": chosen}
     if kind == "universal":
         train = dataset.split("train")
-        m = min(int(train_n), len(train))
+        # Stratified like the attacked images: a class-ordered split (folder data) must not fit the patch
+        # on its first classes only.
+        fit_at = torch.tensor(stratified_indices(train.labels, train_n, seed), dtype=torch.long)
         attack = UniversalPatch(model, area=area, shape=shape, seed=seed, **opts)
         t0 = time.perf_counter()
-        attack.fit(train.images[:m], train.labels[:m], target_index, on_progress=on_fit_progress,
+        attack.fit(train.images[fit_at], train.labels[fit_at], target_index, on_progress=on_fit_progress,
                    stop_event=stop_event)
-        extra.update(fit_seconds=time.perf_counter() - t0, train_images=m, fit_queries=attack.fit_info["queries"])
+        extra.update(fit_seconds=time.perf_counter() - t0, train_images=len(fit_at),
+                     train_selection=describe_selection(train.labels, fit_at.tolist(), seed),
+                     fit_queries=attack.fit_info["queries"])
     else:
         attack = LocalPatch(model, area=area, shape=shape, seed=seed, **opts)
-    if chosen is not None:
-        extra["indices"] = chosen
     report = evaluate(model, attack, images, labels, target_index, class_names=dataset.class_names,
-                      on_progress=on_progress, stop_event=stop_event)
+                      on_progress=on_progress, stop_event=stop_event, keys=chosen)
     return RunAttack(info, dataset, split, report, images, attack, extra)
 
 
@@ -221,8 +236,8 @@ def pixel_sweep_on_run(run: str | RunInfo, *, pixels: Sequence[int] = (1, 3, 5),
                        stop_event: threading.Event | None = None) -> list[RunAttack]:
     """Success of the single-pixel attack against the number of pixels k (Su et al. 2019, Table 2: k = 1, 3, 5).
 
-    One :func:`one_pixel_on_run` per k on the same first ``n`` images with the same seed, so each point is
-    what ``nnkit attack one-pixel RUN --pixels k --seed S`` prints.
+    One :func:`one_pixel_on_run` per k on the same ``n`` images (seeded, stratified) with the same seed, so each
+    point is what ``nnkit attack one-pixel RUN --pixels k --seed S`` prints.
 
     Args:
         run: the run (id, prefix, name or RunInfo).
@@ -236,7 +251,6 @@ def pixel_sweep_on_run(run: str | RunInfo, *, pixels: Sequence[int] = (1, 3, 5),
         One RunAttack per k, in order.
     """
     from nnkit.runs import RunStore
-    from nnkit.seeding import seed_everything
 
     values = _sweep_values([int(k) for k in pixels], "pixel count")
     info = run if isinstance(run, RunInfo) else RunStore().get(run)
@@ -261,7 +275,7 @@ def patch_area_sweep_on_run(run: str | RunInfo, *, target: str | int,
                             stop_event: threading.Event | None = None) -> list[RunAttack]:
     """Targeted success of a patch against its area (Brown et al. 2017, Fig. 2; LaVAN, Karmon et al. 2018).
 
-    One :func:`patch_on_run` per area on the same first ``n`` images with the same seed (a universal
+    One :func:`patch_on_run` per area on the same ``n`` images (seeded, stratified) with the same seed (a universal
     patch is fitted anew for every area), so each point is what ``nnkit attack patch`` prints.
 
     Args:
@@ -278,7 +292,6 @@ def patch_area_sweep_on_run(run: str | RunInfo, *, target: str | int,
         One RunAttack per area, in order.
     """
     from nnkit.runs import RunStore
-    from nnkit.seeding import seed_everything
 
     values = _sweep_values([float(a) for a in areas], "patch area")
     bad = [a for a in values if not 0 < a < 1]

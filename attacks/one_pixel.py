@@ -15,9 +15,13 @@ Fitness is the probability of the true class (untargeted, minimised) or of the t
 What makes it fast: every image is searched at once. The populations of all images live in one
 tensor, every model call evaluates one block of children from every image still running (chunked to
 the memory budget), and success is read off the very probabilities used for fitness, so every
-evaluated candidate is checked without an extra model call. An image leaves the search at the
-first block in which one of its candidates fools the model, so it costs only the queries made
-until then. Nothing here is specific to CPU or GPU.
+evaluated candidate is checked without an extra model call. Nothing here is specific to CPU or GPU.
+
+What makes it independent of the batch: each image draws its population, mutations and redraws from
+its own generator, keyed by (seed, the image's index in the split) (see :mod:`attacks.base`), and
+its search ends at its first fooling candidate in population order, as a search of that image alone
+would: that candidate is the result and the image is charged the queries up to it. Candidates that
+a block evaluated after it (they shared a model call with other images) are not charged.
 """
 
 from __future__ import annotations
@@ -94,19 +98,21 @@ class OnePixel(Attack):
         best = torch.zeros(m, self.pixels, 2 + c, device=dev)
         # The running search: only images not yet fooled (``alive`` maps rows back to images).
         alive = torch.arange(m, device=dev)
-        pop = self._initial(m, p, h, w, c, gen, dev)
+        gens = oracle.item_generators()  # one random stream per image, keyed by its index in the split
+        pop = self._initial(p, h, w, c, gens, dev)
         fit = torch.full((m, p), float("inf"), device=dev)
         total = self.generations + 1
         for step in range(total):
-            children = pop if step == 0 else self._mutate(pop, h, w, gen)
+            children = pop if step == 0 else self._mutate(pop, h, w, [gens[i] for i in alive.tolist()])
             child_fit, fooled_at = self._evaluate(oracle, flat, labels, targets, alive, children, h, w)
-            # Images with a fooling candidate stop here; keep the fooling candidate with the best fitness.
+            # An image stops at its first fooling candidate (population order): that candidate is its
+            # result, and it is charged the queries up to it, whatever else its model calls evaluated.
             hit = fooled_at.any(1)
+            first = torch.where(hit, fooled_at.int().argmax(1), torch.full_like(hit, p, dtype=torch.long))
+            oracle.charge(alive, torch.where(hit, first + 1, first))
             if hit.any():
-                masked = torch.where(fooled_at, child_fit, torch.full_like(child_fit, float("inf")))
-                pick = masked.argmin(1)
                 rows = hit.nonzero()[:, 0]
-                best[alive[rows]] = children[rows, pick[rows]]
+                best[alive[rows]] = children[rows, first[rows]]
             # Selection (paper: the child survives if it is at least as fit as its parent).
             better = child_fit <= fit
             pop = torch.where(better[..., None, None], children, pop)
@@ -124,32 +130,45 @@ class OnePixel(Attack):
         pixels = best[..., :2].floor().long()
         return adv, {"pixels": pixels, "colours": best[..., 2:]}, {}
 
-    def _initial(self, m, p, h, w, c, gen, dev) -> torch.Tensor:
-        """Paper initialisation: positions uniform over the image, colours N(128, 127)/255 clipped."""
-        pop = torch.empty(m, p, self.pixels, 2 + c, device=dev)
-        pop[..., 0] = torch.rand(m, p, self.pixels, generator=gen, device=dev) * h
-        pop[..., 1] = torch.rand(m, p, self.pixels, generator=gen, device=dev) * w
-        colours = torch.randn(m, p, self.pixels, c, generator=gen, device=dev) * _COLOUR_STD + _COLOUR_MEAN
-        pop[..., 2:] = colours.clamp(0, 1)
-        return _distinct(pop, h, w, gen)
+    def _initial(self, p, h, w, c, gens: list[torch.Generator], dev) -> torch.Tensor:
+        """Paper initialisation: positions uniform over the image, colours N(128, 127)/255 clipped.
 
-    def _mutate(self, pop: torch.Tensor, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
-        """DE/rand/1 without crossover: child_i = x_r1 + F (x_r2 - x_r3), r1, r2, r3, i all different."""
+        Shape:
+            one generator per image → M×P×k×(2+C), image i drawn from ``gens[i]`` alone.
+        """
+        pop = torch.empty(len(gens), p, self.pixels, 2 + c, device=dev)
+        for i, gen in enumerate(gens):
+            pop[i, ..., 0] = torch.rand(p, self.pixels, generator=gen, device=dev) * h
+            pop[i, ..., 1] = torch.rand(p, self.pixels, generator=gen, device=dev) * w
+            colours = torch.randn(p, self.pixels, c, generator=gen, device=dev) * _COLOUR_STD + _COLOUR_MEAN
+            pop[i, ..., 2:] = colours.clamp(0, 1)
+            _distinct(pop[i], h, w, gen)
+        return pop
+
+    def _mutate(self, pop: torch.Tensor, h: int, w: int, gens: list[torch.Generator]) -> torch.Tensor:
+        """DE/rand/1 without crossover: child_i = x_r1 + F (x_r2 - x_r3), r1, r2, r3, i all different.
+
+        Row j of ``pop`` (one image's population) draws from ``gens[j]`` alone, in the same order
+        whatever the other rows are.
+        """
         a, p = pop.shape[:2]
-        r1, r2, r3 = _three_others(a, p, gen, pop.device)
+        picks = [torch.cat(_three_others(1, p, gen, pop.device)) for gen in gens]  # each 3×P
+        r1, r2, r3 = torch.stack(picks, 1) if picks else torch.zeros(3, 0, p, dtype=torch.long, device=pop.device)
 
         def take(r):
             return pop.gather(1, r[..., None, None].expand(-1, -1, *pop.shape[2:]))
 
         child = take(r1) + self.mutation * (take(r2) - take(r3))
-        # Out-of-range positions are redrawn uniformly (as scipy's differential_evolution does), so
-        # the search is not piled up on the border; colours are clipped to the valid range.
-        for axis, size in ((0, h), (1, w)):
-            coord = child[..., axis]
-            bad = (coord < 0) | (coord >= size)
-            coord[bad] = torch.rand(int(bad.sum()), generator=gen, device=pop.device) * size
         child[..., 2:] = child[..., 2:].clamp(0, 1)
-        return _distinct(child, h, w, gen)
+        for j, gen in enumerate(gens):
+            # Out-of-range positions are redrawn uniformly (as scipy's differential_evolution does), so
+            # the search is not piled up on the border; colours are clipped to the valid range.
+            for axis, size in ((0, h), (1, w)):
+                coord = child[j, ..., axis]
+                bad = (coord < 0) | (coord >= size)
+                coord[bad] = torch.rand(int(bad.sum()), generator=gen, device=pop.device) * size
+            _distinct(child[j], h, w, gen)
+        return child
 
     def _evaluate(self, oracle: Oracle, flat, labels, targets, alive, children, h, w):
         """Fitness (lower is better) and success of every child of every running image.
@@ -176,7 +195,7 @@ class OnePixel(Attack):
                 batch = _apply(flat[img].repeat_interleave(nb, 0), cand.reshape(-1, *cand.shape[2:]), h, w,
                                inplace=True)
                 owner = img.repeat_interleave(nb)
-                probs = oracle.probs(_nchw(batch, h, w), owner).view(r.numel(), nb, -1)
+                probs = oracle.probs(_nchw(batch, h, w), owner, charge=False).view(r.numel(), nb, -1)
                 pred = probs.argmax(2)
                 if targets is None:
                     y = labels[img][:, None]
@@ -186,7 +205,7 @@ class OnePixel(Attack):
                     tt = targets[img][:, None]
                     fit[r, start:stop] = -probs.gather(2, tt[..., None].expand(-1, nb, 1))[..., 0]
                     fooled[r, start:stop] = pred == tt
-            running &= ~fooled.any(1)
+            running &= ~fooled.any(1)  # evaluated children after the first fooling one are not charged
             if not running.any():
                 break
         return fit, fooled

@@ -9,6 +9,12 @@
 
 Distance measure: the patch area (a fraction of the image area); the patch pixels are unconstrained
 in [0, 1]. Patches are square or circular.
+
+Random draws made for an attacked image (its placement, its patch's initial pixels) come from the
+image's own stream (see :mod:`attacks.base`). Under ``torchrun`` a universal patch is fitted on all
+ranks at once: each step's minibatch and transformations are drawn alike on every rank, each rank
+takes its share of the minibatch and the patch gradients are summed over the ranks, so the steps are
+those of one process (up to float rounding).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from attacks.base import Attack, Oracle, ProgressFn, _eval_mode
+from nnkit import distributed
 from nnkit.errors import NnkitError
 from nnkit.seeding import seed_everything
 
@@ -190,6 +197,11 @@ class UniversalPatch(Attack):
     def _default_targets(self, n: int) -> torch.Tensor | None:
         return None if self.target is None else torch.full((n,), self.target, dtype=torch.int64)
 
+    def _num_classes(self, x: torch.Tensor) -> int:
+        """Classes of the model (one forward pass of one image, not counted as a query)."""
+        with torch.no_grad():
+            return int(self.model(x[:1]).shape[1])
+
     def _transforms(self, n: int, h: int, w: int, s: int, train: bool, gen: torch.Generator):
         dev = gen.device
         angles = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * math.radians(self.rotation)
@@ -218,7 +230,7 @@ class UniversalPatch(Attack):
             self (``patch``, ``mask``, ``target`` and ``fit_info`` are set).
         """
         images, labels, _ = self._check_inputs(images, labels, None)
-        seed = seed_everything(self.seed)
+        seed = seed_everything(distributed.broadcast_from_master(seed_everything(self.seed)))
         gen = torch.Generator(device=self.device).manual_seed(seed)
         x = images.to(self.device, torch.float32)
         y = labels.to(self.device)
@@ -234,23 +246,29 @@ class UniversalPatch(Attack):
         with _eval_mode(self.model):
             oracle = Oracle(self.model, None, self.device, self._batch_limit(x), torch.zeros(0, dtype=torch.long),
                             0, stop_event)
-            bs = min(self.batch_size, oracle.max_batch, n)
+            world = distributed.world()
+            bs = min(self.batch_size, oracle.max_batch, n)  # the global minibatch (ranks share it)
+            if target is not None and int(target) >= self._num_classes(x):
+                raise NnkitError(f"target {target} is not a class of this {self._num_classes(x)}-class model")
             for step in range(self.steps):
                 pick = torch.randint(0, n, (bs,), generator=gen, device=self.device)
                 centres, angles, scales = self._transforms(bs, h, w, s, True, gen)
+                mine = distributed.shard(torch.arange(bs, device=self.device), world)
                 p = state[0].clone().requires_grad_(True)
-                logits = oracle.logits(warp_patch(x[pick], p, mask, centres, angles, scales), None)
-                if target is not None and int(target) >= logits.shape[1]:
-                    raise NnkitError(f"target {target} is not a class of this {logits.shape[1]}-class model")
-                loss = _loss(logits, y[pick], None if t is None else t[:bs]).mean()
+                logits = oracle.logits(warp_patch(x[pick[mine]], p, mask, centres[mine], angles[mine], scales[mine]),
+                                       None)
+                # Sum over this rank's share / the whole minibatch: summed over ranks, the minibatch mean.
+                loss = _loss(logits, y[pick[mine]], None if t is None else t[: len(mine)]).sum() / bs
                 (grad,) = torch.autograd.grad(loss, p)
+                distributed.all_reduce_sum(grad)
                 opt.step(state, grad[None], row)
                 if on_progress is not None:
                     on_progress(step + 1, self.steps)
         patch = state[0]
         self.patch, self.mask = patch.detach(), mask
         self.target = None if target is None else int(target)
-        self.fit_info = {"queries": oracle.other_queries, "seed": seed, "images": n,
+        queries = int(distributed.all_reduce_sum(torch.tensor([oracle.other_queries], device=self.device)).item())
+        self.fit_info = {"queries": queries, "seed": seed, "images": n,
                          "area_actual": float(mask.sum()) / (h * w), "side": s}
         return self
 
@@ -262,7 +280,9 @@ class UniversalPatch(Attack):
             raise NnkitError(f"this patch was trained for target {self.target}, not {want}")
         m, _, h, w = images.shape
         s = self.mask.shape[0]
-        centres, angles, scales = self._transforms(m, h, w, s, False, gen)
+        # Each image's placement comes from its own stream (the same wherever the image is attacked).
+        drawn = [self._transforms(1, h, w, s, False, g) for g in oracle.item_generators()]
+        centres, angles, scales = (torch.cat(parts) for parts in zip(*drawn))
         adv = warp_patch(images, self.patch.to(images.device), self.mask.to(images.device), centres, angles, scales)
         if on_progress is not None:
             on_progress(1, 1)
@@ -362,14 +382,18 @@ class LocalPatch(Attack):
         allowed = self._allowed(oracle, m, h, w, mask)
         n_pos = allowed.shape[-1]
         # Draw up to `placements` allowed positions per image (random scores, best k among the allowed).
-        scores = torch.rand(allowed.shape, generator=gen, device=dev).masked_fill(~allowed, -1).flatten(1)
+        gens = oracle.item_generators()  # one random stream per image, keyed by its index in the split
+        scores = torch.stack([torch.rand(allowed.shape[1:], generator=g, device=dev) for g in gens])
+        scores = scores.masked_fill(~allowed, -1).flatten(1)
         k = min(self.placements, scores.shape[1])
         top_scores, top_idx = scores.topk(k, dim=1)
         valid = top_scores >= 0  # M×k
         pair_img = torch.arange(m, device=dev)[:, None].expand(m, k)[valid]
         pair_pos = top_idx[valid]
         tops, lefts = pair_pos // n_pos, pair_pos % n_pos
-        patches = torch.rand(pair_img.numel(), c, s, s, generator=gen, device=dev)
+        # Pairs are ordered by image: image i's initial patches come from its own stream.
+        counts = valid.sum(1).tolist()
+        patches = torch.cat([torch.rand(k_i, c, s, s, generator=g, device=dev) for k_i, g in zip(counts, gens)])
         best_patch = torch.zeros(m, c, s, s, device=dev)
         best_pos = torch.full((m, 2), -1, dtype=torch.long, device=dev)
         done = torch.zeros(m, dtype=torch.bool, device=dev)

@@ -32,6 +32,7 @@ from attacks import (
     resolve_class,  # noqa: E402
 )
 from bench.one_pixel_vs_peers import load_or_train  # noqa: E402
+from nnkit.data.select import describe_selection, stratified_indices  # noqa: E402
 from nnkit.device import cpu_name, describe_device, get_device  # noqa: E402
 from nnkit.training import predict_logits  # noqa: E402
 from nnkit.versions import library_versions  # noqa: E402
@@ -107,11 +108,15 @@ def main(argv=None) -> int:
     os.environ.setdefault("NNKIT_OFFLINE", "1")
     info, model, dataset = load_or_train(args.run, device)
     target = resolve_class(args.target, dataset.class_names)
+    # Both sides get the same images, picked seeded and stratified over the classes as `nnkit attack patch`
+    # picks them: a class-ordered split (folder data) must not fit the patch on its first classes only.
     train = dataset.split("train")
-    train_x, train_y = train.images[: args.train_n], train.labels[: args.train_n]
+    fit_at = torch.tensor(stratified_indices(train.labels, args.train_n, args.seed), dtype=torch.long)
+    train_x, train_y = train.images[fit_at], train.labels[fit_at]
     test = dataset.split("test")
     pred = predict_logits(model, test.images).argmax(1)
-    keep = ((pred == test.labels) & (test.labels != target)).nonzero()[:, 0][: args.n]
+    ok = ((pred == test.labels) & (test.labels != target)).nonzero()[:, 0]
+    keep = ok[stratified_indices(test.labels[ok], args.n, args.seed)] if len(ok) else ok
     x, y = test.images[keep].to(device), test.labels[keep].to(device)
 
     versions = library_versions()
@@ -123,11 +128,14 @@ def main(argv=None) -> int:
               "threads": torch.get_num_threads(), "versions": versions, "run": info.run_id,
               "target": dataset.class_names[target], "area": args.area, "shape": args.shape, "steps": args.steps,
               "batch_size": args.batch_size, "lr": args.lr, "train_images": int(train_x.shape[0]),
-              "held_out_images": int(x.shape[0])}
+              "held_out_images": int(x.shape[0]),
+              "train_selection": describe_selection(train.labels, fit_at.tolist(), args.seed),
+              "held_out_classes": torch.bincount(y.cpu(), minlength=dataset.num_classes).tolist()}
     print(f"hardware: {header['cpu']} ({header['cores']} cores), {header['device']}, {header['threads']} threads")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"model: {info.run_id}; target {header['target']}, {args.shape} patch of {args.area:.0%} area, "
           f"{args.steps} steps x {args.batch_size} images; {x.shape[0]} held-out images")
+    print(f"patch fitted on {header['train_selection']}; held-out images per class {header['held_out_classes']}")
     rows = [run_nnkit(model, train_x, train_y, x, y, target, args)]
     if "art" in args.peers:
         rows.append(run_art(model, train_x, train_y, x, y, target, args, dataset.num_classes))

@@ -1,4 +1,13 @@
-"""The one device helper: picks cuda / mps / cpu, overridable with an argument or NNKIT_DEVICE."""
+"""The one device helper: picks cuda / mps / cpu, overridable with an argument or NNKIT_DEVICE.
+
+It also holds the CPU thread policy (:func:`cpu_threads`, :func:`apply_thread_policy`). On a machine
+that other processes share, intra-op threads that outnumber the free cores wait on each other at every
+parallel region, and OpenMP's default wait policy spins while it waits: a job then slows down far more
+than its share of the cores says. nnkit therefore (1) sets ``OMP_WAIT_POLICY=PASSIVE`` before torch
+loads (in ``nnkit/__init__.py`` and ``streamlit_app.py``: libgomp reads it once, when it loads), so a
+waiting thread sleeps instead of burning a core another process needs; (2) gives each job as many
+intra-op threads as there are free cores when it starts, at least one; (3) uses one inter-op thread.
+"""
 
 from __future__ import annotations
 
@@ -61,3 +70,65 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a container's share), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity mask
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_threads(load: float | None = None) -> int:
+    """Intra-op threads for one job: the cores that other work leaves free, at least 1.
+
+    Args:
+        load: CPU demand of the other processes (runnable threads); None reads the 1-minute load
+            average. ``NNKIT_THREADS`` (a positive integer) overrides the choice.
+
+    Returns:
+        ``clamp(round(cores - load), 1, cores)``: all cores on an idle machine, one on a busy one, where
+        more threads would only wait for each other.
+    """
+    override = os.environ.get("NNKIT_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise NnkitError(f"NNKIT_THREADS={override!r}: give a positive whole number of threads")
+        return int(override)
+    cores = cpu_cores()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows: no load average; use every core
+            load = 0.0
+    return int(min(cores, max(1, round(cores - load))))
+
+
+_interop_set = False
+
+
+def apply_thread_policy(threads: int | None = None) -> int:
+    """Apply the CPU thread policy to the calling thread: call it at the start of each job's thread.
+
+    Under OpenMP, ``torch.set_num_threads`` sets the calling thread's team size, so a worker thread
+    that never calls it keeps the process default (all cores), whatever the main thread chose.
+
+    Args:
+        threads: intra-op threads; None chooses with :func:`cpu_threads`.
+
+    Returns:
+        The number of intra-op threads set.
+    """
+    global _interop_set
+    n = cpu_threads() if threads is None else max(1, int(threads))
+    torch.set_num_threads(n)
+    if not _interop_set:
+        _interop_set = True
+        try:
+            # One inter-op thread: nnkit runs no independent ops side by side, and a second pool would
+            # only add threads that compete for the same cores. Possible only before the pool starts.
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+    return n

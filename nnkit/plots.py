@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 TRAIN_COLOUR = "#636EFA"
 VAL_COLOUR = "#EF553B"
 BATCH_COLOUR = "rgba(99, 110, 250, 0.35)"
+BATCH_ACC_COLOUR = "rgba(99, 110, 250, 0.45)"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2), template="plotly_white")
 
 
@@ -32,8 +33,8 @@ def training_curves(metrics: Sequence[Mapping], title: str | None = None, height
     """Loss and accuracy curves of one training, live or finished.
 
     Args:
-        metrics: records in time order. Batch records ``{"step", "loss"}`` draw the faint batch-loss
-            line; epoch records ``{"step" or "epoch", "train_loss", "train_accuracy", "val_loss",
+        metrics: records in time order. Batch records ``{"step", "loss"}`` (and ``"accuracy"`` of the
+            batch, when recorded) draw the faint batch lines; epoch records ``{"step" or "epoch", "train_loss", "train_accuracy", "val_loss",
             "val_accuracy"}`` (as in a run's metrics.jsonl) draw the train and validation curves.
         title: figure title.
 
@@ -47,9 +48,18 @@ def training_curves(metrics: Sequence[Mapping], title: str | None = None, height
         return _empty("waiting for the first training steps…", height)
     xname = "step" if all("step" in m for m in epochs) else "epoch"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
+    # A line through one point draws nothing: until there are a few, the batch points are marked.
+    mode = "lines" if len(batches) > 3 else "lines+markers"
     if batches:
-        fig.add_trace(go.Scatter(x=[m["step"] for m in batches], y=[m["loss"] for m in batches], mode="lines",
+        fig.add_trace(go.Scatter(x=[m["step"] for m in batches], y=[m["loss"] for m in batches], mode=mode,
                                  name="batch loss", line=dict(color=BATCH_COLOUR, width=1)), row=1, col=1)
+    batch_acc = [m for m in batches if m.get("accuracy") is not None]
+    if batch_acc:
+        fig.add_trace(go.Scatter(x=[m["step"] for m in batch_acc], y=[m["accuracy"] for m in batch_acc], mode=mode,
+                                 name="batch accuracy", line=dict(color=BATCH_ACC_COLOUR, width=1)), row=1, col=2)
+    elif not any("train_accuracy" in m or "val_accuracy" in m for m in epochs):
+        fig.add_annotation(text="accuracy after the first epoch", showarrow=False, x=0.5, y=0.5, xref="x2 domain",
+                           yref="y2 domain", font=dict(size=13, color="grey"))
     x = [m.get(xname) for m in epochs]
     for key, colour, name in (("train", TRAIN_COLOUR, "train"), ("val", VAL_COLOUR, "validation")):
         if any(f"{key}_loss" in m for m in epochs):

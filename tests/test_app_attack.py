@@ -48,7 +48,8 @@ def tiny_run(nnkit_home):
 def attacked(tiny_run) -> list[int]:
     """Test images the tiny model classifies correctly (the ones an untargeted attack works on)."""
     done = one_pixel_on_run(tiny_run, n=40, popsize=4, generations=0, seed=0, device="cpu")
-    picks = done.report.result.attacked.nonzero()[:, 0].tolist()
+    # Positions in the split (the images are picked seeded and stratified, not the first 40).
+    picks = [done.extra["indices"][i] for i in done.report.result.attacked.nonzero()[:, 0].tolist()]
     assert len(picks) >= 2
     return picks
 

@@ -51,7 +51,7 @@ def test_grid_of_chosen_images_with_opacity_and_downloads(tiny_run):
     at = _page(tiny_run.run_id)
     _ok(at)
     assert at.title[0].value == "Explain & Confounding" and at.caption[0].value
-    assert [t.label for t in at.tabs] == ["Saliency grid", "Confounding check", "Sanity check"]
+    assert [t.label for t in at.tabs] == ["Saliency grid", "Confounding check", "Sanity check", "Discover"]
     at.radio(key="explain_grid_pick").set_value("indices")
     at.text_input(key="explain_grid_indices").input("0, 3-4")
     at.multiselect(key="explain_grid_methods").set_value(["gradcam", "saliency", "guided_backprop"])
@@ -107,7 +107,8 @@ def test_confounding_job_shows_verdict_evidence_and_json(tiny_run):
     assert ("Verdict: the model relies" in verdicts[0]) == (report["verdict"] == RELIES)
     assert ("Verdict: no evidence" in verdicts[0]) == (report["verdict"] == NO_EVIDENCE)
     evidence = at.dataframe[0].value
-    assert {"mass ratio", "pointing game", "follows tag", "accuracy gap", "erasure drop"} == set(evidence["test"])
+    assert {"mass ratio", "pointing game", "follows tag", "accuracy gap", "erasure changed", "erasure accuracy",
+            "erasure shift"} == set(evidence["test"])
     methods = at.dataframe[1].value
     assert list(methods["method"]) == ["Gradient", "Grad-CAM"] and "× area share" in methods.columns
     assert any(m.label == "Accuracy, tag-shuffled" for m in at.metric)  # counterfactual accuracies
@@ -182,7 +183,8 @@ def test_choose_images_and_parse_indices(tiny_run):
 
 def test_parse_mask_box():
     assert tasks.parse_mask_box("", 32) is None and tasks.parse_mask_box(None, 32) is None
-    assert tasks.parse_mask_box(" 0, 0, 8 ,8", 32) == (0, 0, 8, 8)
+    assert tasks.parse_mask_box(" 0, 0, 8 ,8", 32) == "0,0,8,8"  # one spelling, as --mask-box takes it
+    assert tasks.parse_mask_box("75%,75%,100%,100%", None) == "75%,75%,100%,100%"
     for bad in ("1,2,3", "a,b,c,d", "4,0,4,8", "0,0,33,8", "-1,0,4,4"):
         with pytest.raises(NnkitError):
             tasks.parse_mask_box(bad, 32)
@@ -236,3 +238,28 @@ def test_jobs_report_progress_summary_and_cancel(tiny_run):
     for fn in (tasks.saliency_grid, tasks.confounding, tasks.sanity):
         with pytest.raises(Cancelled):
             fn(tiny_run.run_id, n=2, methods="saliency", stop_event=stop)
+
+
+def test_discover_tab_shows_clusters_and_checks_the_found_region(tiny_run, monkeypatch):
+    """Issue 15: the Discover tab runs as a job; "Check this region" fills the box and runs the check on it."""
+    from nnkit.discover import run as discover_run
+    from nnkit.discover.candidates import Candidate
+
+    planted = Candidate(0, (1, 1, 4, 4), 6, 30.0, 0.01, 1.0, 1.0, 1.0, True, 30.0, "passes")
+    monkeypatch.setattr(discover_run, "rank_candidates", lambda maps, regions, rules=None: [planted])
+    at = _page(tiny_run.run_id)
+    at.multiselect(key="explain_discover_classes").set_value(["circle"])
+    at.number_input(key="explain_discover_n").set_value(6)
+    at.button(key="FormSubmitter:explain_discover_form-Discover").click().run()
+    _ok(at)
+    view = _finish(at, "explain-discover")
+    cls = view.result["classes"][0]
+    assert cls["class_name"] == "circle" and cls["n"] == 6 and cls["check_box"] == "1,1,4,4"
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert keys and any("Candidate confounder in class circle" in w.value for w in at.warning)
+    at.button(key="explain_discover_check").click().run()
+    _ok(at)
+    assert at.session_state["explain_cf_box"] == "1,1,4,4" and at.session_state["explain_draw_x"] == (1, 4)
+    check = _finish(at, "explain-confounding")
+    assert check.result["info"]["box"]["model_box"] == [1, 1, 4, 4] and check.result["info"]["classes"] == ["circle"]
+    assert any("discovered by nnkit discover, not given" in c.value for c in at.caption)

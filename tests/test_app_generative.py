@@ -238,6 +238,46 @@ def test_gan_page_trains_a_tiny_gan_and_shows_its_samples(gan_job):
     assert len(at.get("plotly_chart")) >= 2  # quality per epoch and the losses
 
 
+def test_gan_page_says_a_run_stopped_by_its_time_limit_and_continues_it(gan_job):
+    """Issue 17: the page says plainly that the time limit stopped the GAN and what it reached, offers to
+    continue, and continuing starts a new run from the saved state (the step counter goes on)."""
+    at = _app("app_pages/gan.py")
+    for key, value in (("gan_epochs", 1000), ("gan_judge_epochs", 1), ("gan_time_limit", 1), ("gan_seed", 4)):
+        at.number_input(key=key).set_value(value)
+    at.button(key="FormSubmitter:gan_form-Train GAN").click().run()
+    view = _wait_for(at, "gan")
+    stopped = RunStore().get(view.result["run_id"])
+    assert view.result["stopped_by"] == "time_limit" and view.result["note"] and stopped.meta["resumable"]
+    assert view.message.startswith("stopped: ")  # the job's summary line says so too, not "done"
+    at.run()
+    _ok(at)
+    assert at.selectbox(key="gan_run").value == stopped.run_id
+    done = stopped.meta["epochs_done"]
+    warning = next(w.value for w in at.warning if "Stopped early" in w.value)
+    assert f"{done} of 1000 epochs in" in warning and "time limit 1 s" in warning
+    assert "raise the limit or continue training" in warning or "continue training to refine" in warning
+    assert any(b.label == "Continue training" for b in at.button)
+    # continue to the end of the next epoch, without a time limit
+    at.number_input(key="gan_continue_epochs").set_value(done + 1)
+    at.number_input(key="gan_continue_time_limit").set_value(0)
+    at.button(key="FormSubmitter:gan_continue_form-Continue training").click().run()
+    _ok(at)
+    jobs = get_manager().list(owner=at.session_state["nnkit_owner"], tag="gan")
+    resumed = get_manager().wait(jobs[0].id, 180)
+    assert resumed.status is JobStatus.DONE, resumed.error
+    run = RunStore().get(resumed.result["run_id"])
+    steps_per_epoch = DATA_OPTS["n_train"] // 32  # the page's default batch size
+    assert run.meta["parent"] == stopped.run_id and run.meta["stopped_by"] == "epochs"
+    assert run.meta["steps"] == (done + 1) * steps_per_epoch  # went on from the parent's step count ...
+    assert run.meta["steps_this_run"] == run.meta["steps"] - stopped.meta["steps"]  # ... without a restart
+    assert [r["epoch"] for r in run.metrics()] == list(range(1, done + 2))
+    at.run()
+    _ok(at)
+    assert at.selectbox(key="gan_run").value == run.run_id
+    assert not any("Stopped early" in w.value for w in at.warning)
+    assert any(f"continues `{stopped.run_id}`" in c.value for c in at.caption)
+
+
 def test_gan_page_samples_and_interpolates_an_existing_conditional_run(gan_job):
     at = _app("app_pages/gan.py")
     at.selectbox(key="gan_run").set_value(gan_job.result["run_id"]).run()

@@ -126,7 +126,9 @@ def test_one_pixel_finds_the_switch_pixel_and_counts_queries():
     assert (result.queries >= 3).all() and (result.queries <= 1 + 40 * 21 + 1).all()
 
 
-def test_queries_match_a_counting_model():
+def test_queries_match_a_counting_model(monkeypatch):
+    import attacks.base
+
     calls = []
 
     class Counting(PixelSwitch):
@@ -136,9 +138,18 @@ def test_queries_match_a_counting_model():
 
     model = Counting(1, 1)
     x = dark_images(3)
+    # Forward passes are padded to blocks of ROW_BLOCK rows (copies, not queries): count without them here.
+    monkeypatch.setattr(attacks.base, "ROW_BLOCK", 1)
     result = OnePixel(model, popsize=10, generations=4, seed=1, fast=False)(x, torch.zeros(3, dtype=torch.long))
     probe = 1  # the one-image forward pass that sizes the batches is not a query
     assert int(result.queries.sum()) == sum(calls) - probe
+    # With the padding, the same queries are counted and each model call holds at most ROW_BLOCK - 1 copies more.
+    monkeypatch.undo()
+    calls.clear()
+    padded = OnePixel(model, popsize=10, generations=4, seed=1, fast=False)(x, torch.zeros(3, dtype=torch.long))
+    assert torch.equal(padded.queries, result.queries)
+    assert all(c % attacks.base.ROW_BLOCK == 0 for c in calls[1:])
+    assert sum(calls) - probe - int(result.queries.sum()) < attacks.base.ROW_BLOCK * (len(calls) - probe)
 
 
 def test_failed_image_is_reported_failed_not_clean():

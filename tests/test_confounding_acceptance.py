@@ -46,12 +46,16 @@ def test_tag_model_relies_on_the_tag_and_clean_model_does_not(confounded_run, sh
     assert tagged["verdict"] == RELIES, tagged["reason"]
     assert clean["verdict"] == NO_EVIDENCE, clean["reason"]
     # The evidence is measured, and the thresholds are stated beside it.
-    assert {e["test"] for e in tagged["evidence"]} >= {"mass_ratio", "pointing_game", "follows_tag", "erasure_drop"}
+    assert {e["test"] for e in tagged["evidence"]} >= {"mass_ratio", "pointing_game", "follows_tag", "erasure_changed",
+                                                       "erasure_accuracy", "erasure_shift"}
     assert tagged["thresholds"]["mass_ratio"] == 3.0
     # --reference puts the clean model's figures beside the tagged model's, on the same images.
     both = _confounding(capsys, confounded_run.run_id, *args, "--reference", shapes_run.run_id)
     assert both["reference"]["verdict"] == NO_EVIDENCE
     assert both["methods"]["gradcam"]["mass_vs_reference"] >= 3.0
+    # ... and that comparison is evidence of the verdict, with its own threshold.
+    ref = next(e for e in both["evidence"] if e["test"] == "reference_ratio")
+    assert ref["passed"] and ref["threshold"] == 2.0 and both["verdict"] == RELIES
 
 
 def _draw_folder(root, tagged: bool, per_class: int = 120, seed: int = 0) -> None:

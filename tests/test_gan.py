@@ -270,6 +270,61 @@ def test_cli_gan_train_and_sample(tmp_path, capsys, tiny_run):
     assert "not a gan" in capsys.readouterr().err
 
 
+
+def test_a_stopped_gan_records_why_and_continues_from_its_saved_state(tiny_run):
+    """Issue 17: a run stopped early says what it reached; continuing resumes the saved state, not a restart."""
+    import dataclasses
+
+    from nnkit.gan.train import RESUME_JSON, RESUME_TENSORS, can_continue, continue_config, stop_note
+
+    judge = tiny_run[0].judge_run_id
+    plan = GanConfig(**{**TINY, "epochs": 3, "max_steps": None, "judge": judge})  # 4 steps per epoch: 12 in all
+    straight = train_gan(plan)
+    stopped = train_gan(dataclasses.replace(plan, max_steps=6))  # stops in the middle of epoch 2
+    info = RunStore().get(stopped.run_id)
+    assert info.meta["stopped_by"] == "max_steps" and info.meta["resumable"] and can_continue(info)
+    assert (info.meta["epochs_done"], info.meta["epochs_planned"], info.meta["steps"]) == (1, 3, 6)
+    assert (info.path / RESUME_TENSORS).is_file() and info.read_json(RESUME_JSON)["batch"] == 2
+    assert stopped.note == stop_note(info.meta) and stopped.note.startswith("1 of 3 epochs in ")
+    assert "continue training" in stopped.note
+    assert not RunStore().get(straight.run_id).meta["resumable"] and straight.note is None
+    assert not (RunStore().get(straight.run_id).path / RESUME_TENSORS).exists()
+
+    events = []
+    resumed = train_gan(GanConfig(resume=stopped.run_id, epochs=3), on_progress=events.append)
+    meta = RunStore().get(resumed.run_id).meta
+    assert meta["parent"] == stopped.run_id and resumed.parent == stopped.run_id
+    assert (meta["steps"], meta["steps_this_run"], meta["epochs_done"]) == (12, 6, 3)
+    assert meta["stopped_by"] == "epochs" and not meta["resumable"] and meta["judge"]["run_id"] == judge
+    # the step counter continues (7..12), and the whole history and every epoch's grid are in the new run
+    assert [e.step for e in events if e.kind == "batch"] == list(range(7, 13))
+    assert [r["epoch"] for r in RunStore().get(resumed.run_id).metrics()] == [1, 2, 3]
+    assert sorted(p.name for p in (RunStore().get(resumed.run_id).path / "samples").iterdir()) == [
+        "epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    # weights, optimiser moments, data order and noise continue: the result is the uninterrupted run's
+    for (name, a), b in zip(straight.generator.state_dict().items(), resumed.generator.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+    for a, b in zip(straight.discriminator.state_dict().values(), resumed.discriminator.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert resumed.history[-1]["d_loss"] == pytest.approx(straight.history[-1]["d_loss"], rel=1e-4)
+    # a finished run cannot be continued; a continued run keeps its parent's networks
+    with pytest.raises(NnkitError, match="finished its planned epochs"):
+        continue_config(RunStore().get(resumed.run_id))
+    with pytest.raises(NnkitError, match="keeps its parent's g_width"):
+        continue_config(info, g_width=16)
+    assert continue_config(info).g_width == 8 and continue_config(info).epochs == 3
+
+
+def test_a_time_limit_counts_the_judge_and_stops_with_a_plain_note(tiny_run):
+    result = train_gan(GanConfig(**{**TINY, "epochs": 1000, "max_steps": None, "time_limit": 0.01,
+                                    "judge": tiny_run[0].judge_run_id}))
+    meta = RunStore().get(result.run_id).meta
+    assert meta["stopped_by"] == "time_limit" and meta["resumable"] and meta["steps"] >= 1
+    assert result.note.startswith(f"0 of 1000 epochs in {meta['seconds']:.0f} s (time limit 0.01 s, judge training "
+                                  "included); samples are ")
+    assert result.note.endswith("raise the limit or continue training")
+
+
 @pytest.mark.gpu
 def test_gan_trains_on_gpu():
     if not torch.cuda.is_available():

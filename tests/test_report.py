@@ -33,7 +33,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 TINY = {"one_pixel_n": 4, "one_pixel_popsize": 8, "one_pixel_generations": 1, "patch_areas": (0.05, 0.2),
         "patch_n": 4, "patch_train_n": 16, "patch_steps": 2, "saliency_n": 2, "saliency_methods": ("saliency",),
         "confounding_n": 8, "confounding_methods": ("saliency", "gradcam"), "sanity_n": 4,
-        "sanity_methods": ("saliency", "gradcam"), "sanity_steps": 4}
+        "sanity_methods": ("saliency", "gradcam"), "sanity_steps": 4, "discovery_n": 4}
 FULL_BUDGET_S, QUICK_BUDGET_S = 180.0, 60.0  # the issue's acceptance budgets on 2 CPU cores
 
 
@@ -71,7 +71,8 @@ def _without(d: dict, *keys) -> dict:
 def test_report_json_validates_and_holds_every_section(tiny_report, tiny_run):
     r = tiny_report
     assert validate_report(r) is r
-    assert r["run"]["run_id"] == tiny_run and r["settings"]["sections"] == ["model_card", "robustness", "explanations"]
+    assert r["run"]["run_id"] == tiny_run
+    assert r["settings"]["sections"] == ["model_card", "robustness", "explanations", "discovery"]
     assert 1 <= len(r["summary"]["findings"]) <= 3
     assert [f["topic"] for f in r["summary"]["findings"]] == ["performance", "brittleness", "reliance"]
     card = r["model_card"]
@@ -89,7 +90,14 @@ def test_report_json_validates_and_holds_every_section(tiny_report, tiny_run):
     assert set(exp["sanity"]["randomisation"]["methods"]) == {"saliency", "gradcam"}
     for entry in [*r["figures"].values(), *r["images"].values()]:
         assert entry["cli"] is None or entry["cli"].startswith("python -m nnkit ")
-    assert len(r["figures"]) == 9 and len(r["images"]) == 6
+    # 7th image: the confounding check's region on its images; 10th figure and 8th image: shortcut discovery's
+    assert len(r["figures"]) == 10 and len(r["images"]) == 8
+    assert exp["confounding"]["images"] == ["confounding_box"]
+    dc = r["discovery"]
+    assert [c["class_name"] for c in dc["classes"]] == card["training_data"]["class_names"]
+    assert all(c["n"] == 4 and sum(k["size"] for k in c["clusters"]) == 4 for c in dc["classes"])
+    assert dc["figures"] == ["discovery_eigengap"] and dc["images"] == ["discovery_prototypes"]
+    assert dc["cli"] == f"python -m nnkit discover {tiny_run} --all --n 4 --seed 0 --method saliency --json --device cpu"
     assert r["settings"]["command"].startswith("python -m nnkit report " + tiny_run)
     json.dumps(r, allow_nan=False)  # strict JSON
 
@@ -153,6 +161,20 @@ def test_markdown_with_png_figures_beside_it(tiny_report, tmp_path):
     assert (tmp_path / "report_files" / "saliency_grid.png").read_bytes() == base64.b64decode(grid["base64"])
 
 
+def test_markdown_shows_user_text_as_text(tiny_report, tmp_path):
+    """A run name from a shared store (issue 16) never becomes a link or an image in the Markdown report."""
+    import copy
+
+    from nnkit.report.render_md import render_markdown
+
+    report = copy.deepcopy(tiny_report)
+    report["model_card"]["model_details"]["name"] = "[click](http://evil.example) ![](http://evil.example/x.png)\x1b[31m"
+    md, _ = render_markdown(report, "f")
+    assert "evil.example" in md
+    assert not re.search(r"(?<!\\)\[click(?<!\\)\]\(", md) and "![](http://evil" not in md and "\x1b" not in md
+    assert "\\[click\\]\\(http://evil.example\\)" in md
+
+
 def test_json_output_round_trips(tiny_report, tmp_path):
     (path,) = write_report(tiny_report, tmp_path / "r.json")
     loaded = json.loads(path.read_text())
@@ -197,6 +219,13 @@ def test_figures_equal_what_the_cli_prints(tiny_run, tiny_report, tmp_path, caps
     assert {m: _without(v, "seconds") for m, v in cli["methods"].items()} == {
         m: _without(v, "seconds") for m, v in cf["methods"].items()}
 
+    dc = r["discovery"]
+    assert main(_cli(dc["cli"])) == 0
+    cli = last_json(capsys)
+    assert (cli["method"], cli["n"], cli["seed"], cli["rules"]) == (dc["method"], dc["n"], dc["seed"], dc["rules"])
+    extra = ("eigengap", "check_box", "check_cli")
+    assert [_without(c, "seconds") for c in cli["classes"]] == [_without(c, *extra) for c in dc["classes"]]
+
     sa = r["explanations"]["sanity"]
     assert main(_cli(sa["cli"])) == 0
     cli = last_json(capsys)
@@ -238,6 +267,7 @@ def test_cli_report_writes_the_file_and_a_json_line(tiny_run, tmp_path, capsys):
     (["report", "{run}", "--out", "{tmp}/r.html", "--set", "patch_areas=0,1"], "error: report setting patch_areas"),
     (["report", "{run}", "--out", "{tmp}/r.html", "--set", "saliency_methods=nope"], "error: unknown"),
     (["report", "{run}", "--out", "{tmp}/r.html", "--device", "tpu"], "error: unknown device"),
+    (["report", "{run}", "--out", "{tmp}/r.html", "--set", "discovery_n=1"], "error: report setting discovery_n"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path, capsys, args, message):
     (tmp_path / "file.txt").write_text("a file, not a folder")
@@ -259,7 +289,9 @@ def test_cli_pdf_without_chromium_is_one_line(tiny_run, tmp_path, capsys, monkey
 
 # -- library pieces -------------------------------------------------------------------------------
 def test_sections_and_settings():
-    assert parse_sections(None) == ["model_card", "robustness", "explanations"]
+    assert parse_sections(None) == ["model_card", "robustness", "explanations", "discovery"]
+    assert parse_sections(None, quick=True) == ["model_card", "robustness", "explanations"]  # discovery: when named
+    assert parse_sections("discovery", quick=True) == ["discovery"]
     assert parse_sections("explanations, model-card") == ["model_card", "explanations"]
     with pytest.raises(NnkitError, match="unknown report section 'x'"):
         parse_sections(["x"])
@@ -269,6 +301,10 @@ def test_sections_and_settings():
     assert full.one_pixel_pixels == (2,) and full.saliency_methods == ("gradcam",)
     with pytest.raises(NnkitError, match="one_pixel_popsize"):
         ReportSettings.make(False, {"one_pixel_popsize": 2})
+    with pytest.raises(NnkitError, match="discovery_n must be a whole number >= 2"):
+        ReportSettings.make(False, {"discovery_n": 1})
+    with pytest.raises(NnkitError, match="unknown attribution method 'lrp'"):
+        ReportSettings.make(True, {"discovery_method": "lrp"})
 
 
 def test_confounding_data_choice_skips_data_without_masks(tiny_run):
@@ -285,6 +321,37 @@ def test_confounding_data_choice_skips_data_without_masks(tiny_run):
     masks[:, :3, :3] = True
     tagged = Dataset("mine", ["a"], {"train": split, "test": Split(split.images, split.labels, masks)})
     assert confounding_data(info, tagged)[:2] == (tagged, None)
+
+
+def test_discovery_section_when_asked_with_a_pointer_to_the_check(tiny_run, tmp_path, monkeypatch):
+    """Named in a quick report, the section is built, validates, and a candidate comes with its confounding command
+    (a planted one here: a barely trained model rarely has a region that passes the rules)."""
+    from dataclasses import replace
+
+    from nnkit.discover import run as discover_run
+    from nnkit.discover.candidates import Candidate
+
+    planted = Candidate(0, (1, 1, 4, 4), 4, 30.0, 0.01, 1.0, 1.0, 1.0, True, 30.0, "passes")
+    calls = iter(range(10))
+    monkeypatch.setattr(discover_run, "rank_candidates",
+                        lambda *a, **k: [planted if next(calls) == 0 else replace(planted, passed=False, why="small")])
+    seen = []
+    report = build_report(tiny_run, sections="discovery", settings=ReportSettings.make(True, {"discovery_n": 4}),
+                          device="cpu", on_progress=lambda f, m: seen.append(m))
+    assert validate_report(report) is report and report["settings"]["sections"] == ["discovery"]
+    assert any(m.startswith("shortcut discovery") for m in seen)
+    dc = report["discovery"]
+    assert dc["candidates"] == 1 and dc["classes"][0]["check_box"] == "1,1,4,4"
+    assert dc["classes"][0]["check_cli"] == (f"python -m nnkit confounding {tiny_run} --mask-box 1,1,4,4 --class "
+                                             "circle --n 200 --seed 0 --methods saliency,gradcam --device cpu --json")
+    assert all(c["check_cli"] is None for c in dc["classes"][1:])
+    assert "--sections discovery --quick --set discovery_n=4 " in report["settings"]["command"]
+    (md,) = [f for f in write_report(report, tmp_path / "r.md") if f.suffix == ".md"]
+    text = md.read_text()
+    assert "## Shortcut discovery" in text and "Candidate confounders in 1 of 10 classes" in text
+    assert "--mask-box 1,1,4,4 --class circle" in text and "| circle | 4 |" in text
+    (html,) = write_report(report, tmp_path / "r.html")
+    assert 'id="discovery"' in html.read_text() and 'id="fig-discovery_eigengap"' in html.read_text()
 
 
 def test_summary_reports_reliance_first_when_the_verdict_says_so(tiny_report):
@@ -327,7 +394,7 @@ def test_report_job_writes_every_format(tiny_run):
     expected = {"report.html", "report.json", "report.md", "meta.json"} | ({"report.pdf"} if CHROMIUM.exists() else set())
     assert expected <= set(view.result["files"])
     validate_report(json.loads((folder / "report.json").read_text()))
-    assert len(list((folder / "report_files").glob("*.png"))) == 15
+    assert len(list((folder / "report_files").glob("*.png"))) == 18
     if CHROMIUM.exists():
         assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert list_reports(tiny_run)[0]["folder"] == folder
@@ -349,6 +416,8 @@ def test_report_page_builds_a_report_in_the_background(tiny_run):
     at = _page(tiny_run)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key=f"report_run_{tiny_run}").value == tiny_run
+    picker = at.multiselect(key="report_sections")  # the library's sections; discovery offered, not preselected
+    assert "Shortcut discovery" in picker.options and "discovery" not in picker.value
     at.multiselect(key="report_sections").set_value([])
     at.button(key="FormSubmitter:report_form-Build report").click().run()
     assert [e.value for e in at.error] == ["Choose at least one section."]

@@ -221,3 +221,21 @@ def test_acceptance_style_128px_200_steps_on_cpu(tmp_path):
             torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     assert gram_distance(other, result.image, style) < gram_distance(other, content, style)
     assert result.seconds < 120
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"style_weight": float("nan")}, "style_weight must be a finite number"),
+    ({"content_weight": float("inf")}, "content_weight must be a finite number"),
+    ({"tv_weight": -1.0}, r"tv_weight must be in \[0"),
+    ({"size": 100_000}, "size must be between 16 and 1,024"),
+    ({"size": 8}, "size must be between 16"),
+    ({"steps": 10**9}, "steps must be between 1 and 10,000"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"seed": -1}, "seed must be a whole number"),
+])
+def test_style_config_refuses_bad_numbers_before_any_work(change, message):
+    import dataclasses
+
+    with pytest.raises(NnkitError, match=message):
+        stylise(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), dataclasses.replace(StyleConfig(), **change))
+    assert StyleConfig(size=1024, steps=10_000, style_weight=0.0).validate()

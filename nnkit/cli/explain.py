@@ -3,12 +3,23 @@ on a confounder, and whether the attribution methods pass their sanity checks.""
 
 from __future__ import annotations
 
-from nnkit.cli.common import add_data_root_arg, add_device_arg, add_json_arg, emit_json, positive_int, progress_bar
+from nnkit.cli.common import (
+    add_data_root_arg,
+    add_device_arg,
+    add_json_arg,
+    emit_json,
+    parse_options,
+    positive_int,
+    progress_bar,
+)
 
 
 def _common(p, n_default: int) -> None:
     p.add_argument("run", metavar="RUN", help="run id, unique id prefix, or --name given at training")
     p.add_argument("--data", help="dataset to take the images from (default: the run's own)")
+    p.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
+                   help="dataset option replacing the run's own (default: the run's options; a folder is read at "
+                        "the run's size and channels)")
     p.add_argument("--split", help="split to take the images from (default: test; tag-agrees for confounding)")
     p.add_argument("--n", type=positive_int, default=n_default, help="number of images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image draw and of random methods "
@@ -30,18 +41,26 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for explain.png and figures.json")
     p.set_defaults(func=run_explain)
 
+    from nnkit.confounding.check import Thresholds
+
     p = sub.add_parser(
         "confounding", help="does a run rely on a suspected confounder? evidence and verdict",
         description="Measures relevance mass and the pointing game inside the confounder's mask (dataset masks or "
-                    "--mask-box), the counterfactual test where the data has tag variants, and an erasure test. "
-                    "Verdict relies_on_confounder when an attribution test (mass >= 3x the mask's area share, or "
-                    "pointing game >= 50%) and a behavioural test (tag followed >= chance + 20%, accuracy gap >= 20%, "
-                    "or accuracy drop on erasure >= 10%) both pass; otherwise no_evidence.")
+                    "--mask-box), the counterfactual test where the data has tag variants, and an erasure test "
+                    "against a control region of the same size elsewhere. " + Thresholds().describe())
     _common(p, 200)
     p.add_argument("--mask-box", metavar="x0,y0,x1,y1",
-                   help="the suspected confounder as a pixel box (end-exclusive), for data without masks")
+                   help="the suspected confounder, for data without masks: end-exclusive pixels of YOUR images (a "
+                        "folder's images as they are on disk, before resizing to the model input; a built-in "
+                        "dataset's native size), or percentages of width and height such as 75%%,75%%,100%%,100%% "
+                        "(needed when a folder's images differ in size). The output gives the box on the model "
+                        "input too")
     p.add_argument("--methods", default="saliency,gradcam,ig", help="attribution methods (default: %(default)s)")
     p.add_argument("--reference", metavar="RUN", help="a run trained on clean data, checked on the same images")
+    p.add_argument("--class", dest="classes", action="append", metavar="C",
+                   help="check only the images of class C, by name or index (repeat for several classes): a "
+                        "confounder one class learned sits where its own images have it (the check `nnkit discover "
+                        "--check` runs on a discovered box)")
     p.set_defaults(func=run_confounding)
 
     p = sub.add_parser("sanity", help="randomisation sanity check (Adebayo et al. 2018) and deletion/insertion AUC")
@@ -60,7 +79,7 @@ def _load(args):
     from nnkit.runs import RunStore, load_classifier, load_run_data
 
     info = RunStore().get(args.run)
-    dataset = load_run_data(info, args.data, args.data_root)
+    dataset = load_run_data(info, args.data, args.data_root, parse_options(args.data_opt))
     device = get_device(args.device)
     model = load_classifier(info, device)
     return info, dataset, model, device
@@ -81,30 +100,35 @@ def _bar(desc: str, quiet: bool):
 def run_explain(args) -> int:
     from pathlib import Path
 
-    from nnkit.atomic import write_bytes, write_json
+    from nnkit.atomic import check_writable, write_bytes, write_json
+    from nnkit.data.select import describe_selection
     from nnkit.saliency import grid_figure, parse_methods, render_grid_png
     from nnkit.saliency.grid import choose_images, explain_grid
 
+    check_writable(args.out, folder=True)  # before the maps are computed, so they are never lost
     methods = parse_methods(args.method)
     info, dataset, model, device = _load(args)
-    split, _ = choose_images(dataset.split(args.split or "test"), args.n, args.seed)
+    part = dataset.split(args.split or "test")
+    split, idx = choose_images(part, args.n, args.seed)
+    selection = describe_selection(part.labels, idx, args.seed)
     bar, update = _bar("explain", args.json)
     grid = explain_grid(model, split.images, split.labels, dataset.class_names, methods, args.target,
                         batch_size=args.batch_size, device=device, seed=args.seed, on_progress=update)
     bar.close()
     rows = grid.rows
     out = Path(args.out).expanduser()
-    png = write_bytes(out / "explain.png", render_grid_png(grid.images, grid.maps))
+    png = write_bytes(out / "explain.png", render_grid_png(grid.images, grid.maps, row_titles=rows))
     fig = grid_figure(grid.images, grid.maps, row_titles=rows)
     figures = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test", "methods": methods,
                "target": args.target, "rows": rows, "grid": fig.to_plotly_json()}
     fig_path = write_json(out / "figures.json", _plotly_safe(figures))
-    summary = {"run_id": info.run_id, "methods": methods, "n": len(split), "png": str(png),
-               "figures": str(fig_path), "accuracy": grid.accuracy}
+    summary = {"run_id": info.run_id, "methods": methods, "n": len(split), "selection": selection, "indices": idx,
+               "png": str(png), "figures": str(fig_path), "accuracy": grid.accuracy}
     if args.json:
         emit_json(summary)
     else:
         print(f"{info.run_id}: {', '.join(methods)} on {len(split)} images of {dataset.name}/{args.split or 'test'}")
+        print(f"  images  {selection}")
         print(f"  grid    {png}")
         print(f"  figures {fig_path}")
     return 0
@@ -120,11 +144,20 @@ def _plotly_safe(obj):
 
 
 def run_confounding(args) -> int:
-    from nnkit.confounding import check_dataset, parse_box
+    from nnkit.confounding import MaskBox, check_dataset, place_box
     from nnkit.confounding.reference import load_reference
 
-    box = parse_box(args.mask_box) if args.mask_box else None
+    box = MaskBox.parse(args.mask_box) if args.mask_box else None  # a malformed box fails before any loading
     info, dataset, model, device = _load(args)
+    if args.classes:
+        # The same cut as `nnkit discover --check` (nnkit.discover.run.check_candidate), so its printed command
+        # repeats that check exactly; imported here because nnkit.discover brings in scikit-learn.
+        from nnkit.discover.run import class_view, parse_class
+
+        picked = [parse_class(dataset, c) for c in args.classes]
+        dataset = class_view(dataset, picked)
+    if box is not None:
+        place_box(box, dataset)  # a box outside the user's images fails before the progress bar is drawn
     reference = ref_info = None
     if args.reference:
         ref_info, reference = load_reference(args.reference, dataset, device)
@@ -133,13 +166,17 @@ def run_confounding(args) -> int:
                            methods=args.methods, reference=reference, batch_size=args.batch_size, device=device,
                            on_progress=update)
     bar.close()
+    if args.classes:
+        report.info["classes"] = [dataset.class_names[c] for c in picked]  # as check_candidate records them
     out = report.to_dict()
     out = {"run_id": info.run_id, "reference_run_id": ref_info.run_id if reference is not None else None, **out}
     if args.json:
         emit_json(out)
         return 0
-    print(f"{info.run_id} on {report.info['data']}/{report.info['split']} ({report.n} images, mask: "
-          f"{report.info['mask']}, {report.area_share:.1%} of the image)")
+    mask = report.info["box"]["text"] if "box" in report.info else report.info["mask"]
+    only = f" of class {', '.join(report.info['classes'])}" if args.classes else ""
+    print(f"{info.run_id} on {report.info['data']}/{report.info['split']} ({report.n} images{only}, mask: {mask}, "
+          f"{report.area_share:.1%} of the image)")
     width = max(len(v["label"]) for v in report.methods.values())
     print(f"  {'method':<{width}}  mass   ×area  pointing" + ("   ×reference" if reference is not None else ""))
     for m in report.methods.values():
@@ -153,7 +190,12 @@ def run_confounding(args) -> int:
               f"; follows tag {cf.follows_tag:.1%} (chance {cf.chance:.1%})")
     if report.erasure is not None:
         er = report.erasure
-        print(f"  erasure: accuracy {er.accuracy:.1%} → {er.accuracy_erased:.1%}, {er.changed:.1%} predictions change")
+        print(f"  erasure: accuracy {er.accuracy:.1%} → {er.accuracy_erased:.1%}, {er.changed:.1%} predictions change, "
+              f"{er.shift:.1%} probability mass moves")
+        if er.control is not None:
+            c = er.control
+            print(f"  control ({er.control_region}): accuracy → {c.accuracy_erased:.1%}, {c.changed:.1%} predictions "
+                  f"change, {c.shift:.1%} probability mass moves")
     print(f"verdict: {report.verdict}")
     print(f"  {report.reason}")
     if report.reference is not None:
@@ -163,12 +205,15 @@ def run_confounding(args) -> int:
 
 def run_sanity(args) -> int:
     from nnkit.confounding import cascading_randomization, faithfulness
+    from nnkit.data.select import describe_selection
     from nnkit.saliency import parse_methods
     from nnkit.saliency.grid import choose_images
 
     methods = parse_methods(args.methods)
     info, dataset, model, device = _load(args)
-    split, _ = choose_images(dataset.split(args.split or "test"), args.n, args.seed)
+    part = dataset.split(args.split or "test")
+    split, idx = choose_images(part, args.n, args.seed)
+    selection = describe_selection(part.labels, idx, args.seed)
     bar, update = _bar("randomisation", args.json)
     sanity = cascading_randomization(model, split.images, methods, threshold=args.threshold, absolute=args.absolute,
                                      batch_size=args.batch_size, device=device, seed=args.seed, on_progress=update)
@@ -177,13 +222,14 @@ def run_sanity(args) -> int:
     faith = faithfulness(model, split.images, methods, steps=args.steps, batch_size=args.batch_size, device=device,
                          seed=args.seed, on_progress=update)
     bar.close()
-    out = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test",
+    out = {"run_id": info.run_id, "data": dataset.name, "split": args.split or "test", "selection": selection,
            "randomisation": sanity.to_dict(), "faithfulness": faith.to_dict()}
     if args.json:
         emit_json(out)
         return 0
     print(f"{info.run_id}: cascading randomisation over {len(sanity.layers)} layers, {sanity.n} images, "
           f"{'absolute' if sanity.absolute else 'signed'} maps (flag: mean rank correlation >= {sanity.threshold:g})")
+    print(f"  images: {selection}")
     width = max(len(v["label"]) for v in faith.methods.values())
     print(f"  {'method':<{width}}  rank corr.  flagged  deletion AUC  insertion AUC")
     for m in methods:

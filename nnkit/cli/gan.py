@@ -26,7 +26,11 @@ def add_parser(sub) -> None:
 
     t = actions.add_parser("train", help="train a DCGAN (saved to the run store as kind 'gan')")
     t.add_argument("--data", default=d.data, help="dataset name or folder:PATH (default: %(default)s)")
-    t.add_argument("--epochs", type=positive_int, default=d.epochs, help="default: %(default)s")
+    t.add_argument("--epochs", type=positive_int,
+                   help=f"planned epochs in all (default: {d.epochs}, or the continued run's plan)")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue a GAN run stopped by its time or step limit, as a new run that records its parent "
+                        "(its data, networks and judge are kept; --epochs, --time-limit, --max-steps, --name apply)")
     t.add_argument("--conditional", action="store_true", help="class-conditional GAN (label embedding)")
     t.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     t.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
@@ -66,15 +70,28 @@ def add_parser(sub) -> None:
     s.set_defaults(func=run_sample)
 
 
-def run_train(args) -> int:
-    from nnkit.gan import GanConfig, train_gan
+def _new_config(args):
+    from nnkit.gan import GanConfig
 
-    config = GanConfig(data=args.data, data_opts=parse_options(args.data_opt), data_root=args.data_root,
-                       conditional=args.conditional, latent_dim=args.latent_dim, g_width=args.g_width,
-                       d_width=args.d_width, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                       time_limit=args.time_limit, max_steps=args.max_steps, n_eval=args.n_eval,
-                       eval_every=args.eval_every, confidence=args.confidence, judge=args.judge,
-                       judge_epochs=args.judge_epochs, seed=args.seed, device=args.device, name=args.name)
+    return GanConfig(data=args.data, data_opts=parse_options(args.data_opt), data_root=args.data_root,
+                     conditional=args.conditional, latent_dim=args.latent_dim, g_width=args.g_width,
+                     d_width=args.d_width, lr=args.lr, batch_size=args.batch_size,
+                     epochs=args.epochs or GanConfig.epochs, time_limit=args.time_limit, max_steps=args.max_steps,
+                     n_eval=args.n_eval, eval_every=args.eval_every, confidence=args.confidence, judge=args.judge,
+                     judge_epochs=args.judge_epochs, seed=args.seed, device=args.device, name=args.name)
+
+
+def run_train(args) -> int:
+    from nnkit.gan import train_gan
+    from nnkit.gan.train import continue_config
+    from nnkit.runs import RunStore
+
+    if args.resume:  # checked before any work: the parent exists, stopped early and kept its state
+        config = continue_config(RunStore().get(args.resume), epochs=args.epochs, time_limit=args.time_limit,
+                                 max_steps=args.max_steps, eval_every=args.eval_every, device=args.device,
+                                 name=args.name)
+    else:
+        config = _new_config(args)
     bars = {}
 
     def bar_for(kind: str, total: int):
@@ -117,6 +134,10 @@ def run_train(args) -> int:
     print(f"run {result.run_id}: {len(result.history)} epochs, {result.history[-1]['step']} steps in "
           f"{result.train_seconds:.1f} s (stopped by {result.stopped_by}; total {result.seconds:.1f} s, seed "
           f"{result.seed})", file=out)
+    if result.parent:
+        print(f"continued run {result.parent}", file=out)
+    if result.note:  # stopped early: what it reached and what to do, with the command that continues it
+        print(f"stopped: {result.note} (nnkit gan train --resume {result.run_id})", file=out)
     print(f"judge {result.judge_run_id}: Fréchet distance per epoch "
           + ", ".join(f"{v:.2f}" for v in result.frechet_distances), file=out)
     ref = result.judge_reference
@@ -132,16 +153,18 @@ def run_train(args) -> int:
                    "confident_share": q.confident_share, "mean_confidence": q.mean_confidence,
                    "real_images": result.judge_reference,
                    "seconds": result.seconds, "train_seconds": result.train_seconds,
-                   "stopped_by": result.stopped_by, "history": result.history})
+                   "stopped_by": result.stopped_by, "parent": result.parent, "note": result.note,
+                   "history": result.history})
     return 0
 
 
 def run_sample(args) -> int:
-    from nnkit.atomic import write_bytes
+    from nnkit.atomic import check_writable, write_bytes
     from nnkit.device import get_device
     from nnkit.gan import class_rows, grid_png, interpolate, load_gan, sample_images
     from nnkit.runs import RunStore
 
+    check_writable(args.out)
     info = RunStore().get(args.run)
     gen = load_gan(info, get_device(args.device))
     if args.interpolate:

@@ -16,15 +16,26 @@ def add_parser(sub) -> None:
 
 def list_datasets(args) -> int:
     from nnkit.data import list_datasets as entries
+    from nnkit.data.folder import BIT_DEPTH_RULE, CHANNELS_RULE, FOLDER_OPTIONS, SIZE_RULE
+    from nnkit.data.options import describe_options
 
-    rows = [{"name": e.name, "description": e.description, "offline": e.offline} for e in entries()]
-    rows.append({"name": "folder:PATH", "description": "your own images, one sub-folder per class",
-                 "offline": True})
+    rows = [{"name": e.name, "description": e.description, "offline": e.offline,
+             "options": describe_options(e.options)} for e in entries()]
+    rows.append({"name": "folder:PATH",
+                 "description": "your own images, one sub-folder per class (or train/ and test/ folders of them)",
+                 "offline": True, "options": describe_options(FOLDER_OPTIONS),
+                 "rules": [SIZE_RULE, CHANNELS_RULE, BIT_DEPTH_RULE,
+                           "at least 2 images per class without train/ and test/ (one is held out for the test split)",
+                           "the run records the folder's absolute path and a fingerprint of its files"]})
     if args.json:
         emit_json({"datasets": rows})
     else:
         for r in rows:
             print(f"{r['name']:<18} {r['description']}")
+            for rule in r.get("rules", []):
+                print(f"{'':<20}{rule}")
+            for key, text in r["options"].items():
+                print(f"{'':<20}--data-opt {key}=...  {text}")
     return 0
 
 

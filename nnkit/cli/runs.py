@@ -19,10 +19,11 @@ def add_parser(sub) -> None:
 
 
 def list_runs(args) -> int:
-    from nnkit.runs import RunStore
+    from nnkit.runs import RunStore, safe_text
 
-    runs = RunStore().list(kind=args.kind)
+    runs = RunStore().list(kind=args.kind)  # broken runs are skipped with one ``warning:`` line each
     if args.json:
+        # JSON escapes control characters itself, so names are given as stored
         emit_json({"runs": [{"run_id": r.run_id, "name": r.name, "kind": r.kind,
                              "dataset": r.meta.get("dataset", {}).get("name"),
                              "model": r.meta.get("model", {}).get("name"),
@@ -33,13 +34,14 @@ def list_runs(args) -> int:
         print("no runs yet: try `python -m nnkit train --data shapes --model cnn`")
     for r in runs:
         acc = r.meta.get("test_accuracy")
-        print(f"{r.run_id}  {r.kind:<10} {r.name or '-':<16} {r.meta.get('dataset', {}).get('name', '-'):<18} "
-              f"{r.meta.get('model', {}).get('name', '-'):<9} " + (f"acc {acc:.4f}" if acc is not None else ""))
+        name = safe_text(r.name) if r.name else "-"
+        print(f"{safe_text(r.run_id)}  {safe_text(r.kind):<10} {name:<16} {safe_text(r.meta.get('dataset', {}).get('name', '-')):<18} "
+              f"{safe_text(r.meta.get('model', {}).get('name', '-')):<9} " + (f"acc {acc:.4f}" if acc is not None else ""))
     return 0
 
 
 def delete_run(args) -> int:
-    from nnkit.runs import RunStore
+    from nnkit.runs import RunStore, safe_text
 
-    print(f"deleted {RunStore().delete(args.run)}")
+    print(f"deleted {safe_text(RunStore().delete(args.run))}")
     return 0

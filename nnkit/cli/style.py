@@ -38,9 +38,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from nnkit.atomic import check_writable
     from nnkit.device import get_device
     from nnkit.style import StyleConfig, load_image, save_image, stylise
 
+    check_writable(args.out)  # before minutes of optimisation, so the result is never lost
     device = get_device(args.device)
     size = args.size or (256 if device.type == "cuda" else 128)
     config = StyleConfig(steps=args.steps, size=size, content_weight=args.content_weight,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sys
 
 from nnkit.cli.common import (
@@ -13,6 +16,7 @@ from nnkit.cli.common import (
     positive_int,
     progress_bar,
 )
+from nnkit.errors import NnkitError
 
 
 def add_parser(sub) -> None:
@@ -40,14 +44,65 @@ def add_parser(sub) -> None:
     p.add_argument("--data-opt", action="append", metavar="KEY=VALUE", help="dataset option, e.g. tag_fraction=0.9")
     p.add_argument("--seed", type=int, help="seed (default: random, printed and recorded)")
     p.add_argument("--name", help="a name to refer to the run by")
+    p.add_argument("--nproc", type=positive_int, default=1,
+                   help="train data-parallel on N processes of this machine (torch.distributed.run; "
+                        "gloo on CPU, one GPU per process on CUDA); --batch-size stays the global batch")
+    p.add_argument("--sync-bn", action="store_true", help="CUDA with --nproc/torchrun: SyncBatchNorm over all ranks")
     add_data_root_arg(p)
     add_device_arg(p)
     add_json_arg(p)
     p.set_defaults(func=run)
 
 
+def train_argv(config) -> list[str]:
+    """The ``nnkit train`` arguments that train ``config`` (a TrainConfig): its data and model, then every
+    field that differs from the defaults (what the dashboard shows as a command to copy).
+
+    Returns:
+        The argument list after ``python -m nnkit``.
+    """
+    from nnkit.training.config import TrainConfig
+
+    def text(value) -> str:
+        return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+    defaults = TrainConfig().to_dict()
+    argv = ["train", "--data", config.data, "--model", config.model]
+    for key, value in config.to_dict().items():
+        if key in ("data", "model") or value == defaults[key] or value is None:
+            continue
+        if key in ("model_opts", "data_opts"):
+            flag = "--model-opt" if key == "model_opts" else "--data-opt"
+            for k, v in value.items():
+                argv += [flag, f"{k}={text(v)}"]
+        elif isinstance(value, bool):
+            argv += [f"--{key.replace('_', '-')}"] if value else []
+        else:
+            argv += [f"--{key.replace('_', '-')}", text(value)]
+    return argv
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` with ``--nproc N`` / ``--nproc=N`` taken out (what each launched process runs)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
 def run(args) -> int:
+    from nnkit import distributed
     from nnkit.training import TrainConfig, train
+
+    if args.nproc > 1:
+        if distributed.env_world_size() > 1:
+            raise NnkitError("--nproc starts its own processes: leave it out under torchrun")
+        return distributed.launch(_without_nproc(args.argv), args.nproc)
 
     model_opts = parse_options(args.model_opt)
     for key in ("activation", "dropout", "batch_norm"):
@@ -59,11 +114,16 @@ def run(args) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, epochs=args.epochs,
         batch_size=args.batch_size, augment=args.augment, val_fraction=args.val_fraction,
         early_stopping=args.early_stopping, seed=args.seed, device=args.device, name=args.name,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps, sync_bn=args.sync_bn,
     )
     bars = []  # created at the first step, so an early error prints nothing but its one line
 
+    events = os.environ.get("NNKIT_PROGRESS_JSONL")  # a dashboard job follows rank 0's progress here
+
     def on_progress(p):
+        if events:
+            with open(events, "a") as fh:
+                fh.write(json.dumps(dataclasses.asdict(p)) + "\n")
         if not bars:
             bars.append(progress_bar(p.total_steps, "train"))
         bar = bars[0]
@@ -77,14 +137,33 @@ def run(args) -> int:
                       + (f", val acc {val:.4f}" if val is not None else ""), file=sys.stderr)
 
     try:
-        result = train(config, on_progress=on_progress)
+        with distributed.cancel_on_sigterm():
+            result = train(config, on_progress=on_progress)
     finally:
         for bar in bars:
             bar.close()
+    if distributed.env_rank() != 0:
+        return 0  # rank 0 alone reports
     print(f"run {result.run_id}: test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s "
           f"(seed {result.seed})", file=sys.stderr if args.json else sys.stdout)
+    _say_how_a_folder_was_read(result.run_id, sys.stderr if args.json else sys.stdout)
     if args.json:
         emit_json({"run_id": result.run_id, "test_accuracy": result.test_accuracy, "seconds": result.seconds,
                    "seed": result.seed, "epochs_run": len(result.history),
                    "stopped_early": result.stopped_early, "history": result.history})
     return 0
+
+
+def _say_how_a_folder_was_read(run_id: str, stream) -> None:
+    """For ``folder:`` data, one line on how the images were read (inferred size and channels are no surprise)."""
+    from nnkit.runs import RunStore
+
+    ds = RunStore().get(run_id).meta.get("dataset") or {}
+    info = ds.get("info") or {}
+    if not str(ds.get("name", "")).startswith("folder:") or "size" not in info:
+        return
+    how = [f"{what} {'given' if info.get(f'{what}_rule') == 'given' else 'inferred from the images'}"
+           for what in ("size", "channels")]
+    print(f"  data: {info.get('images', '?')} images of {info.get('source', ds['name'])} read as "
+          f"{info['channels']}×{info['size']}×{info['size']} ({', '.join(how)}; the rules: python -m nnkit datasets)",
+          file=stream)

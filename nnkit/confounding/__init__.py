@@ -16,6 +16,7 @@ from nnkit.confounding.behaviour import (
     erasure_test,
     has_counterfactual,
 )
+from nnkit.confounding.box import MaskBox, control_masks, place_box
 from nnkit.confounding.check import (
     DEFAULT_METHODS,
     NO_EVIDENCE,
@@ -29,7 +30,7 @@ from nnkit.confounding.check import (
     select_images,
 )
 from nnkit.confounding.faithfulness import FAITHFULNESS_METHODS, FaithfulnessReport, deletion_insertion, faithfulness
-from nnkit.confounding.metrics import area_share, box_masks, dilate, parse_box, pointing_game, relevance_mass
+from nnkit.confounding.metrics import area_share, box_masks, dilate, pointing_game, relevance_mass
 from nnkit.confounding.sanity import (
     SANITY_METHODS,
     SanityReport,
@@ -40,9 +41,9 @@ from nnkit.confounding.sanity import (
 
 __all__ = [
     "COUNTERFACTUAL_SPLITS", "DEFAULT_METHODS", "FAITHFULNESS_METHODS", "NO_EVIDENCE", "RELIES", "SANITY_METHODS",
-    "ConfoundingReport", "CounterfactualResult", "ErasureResult", "Evidence", "FaithfulnessReport", "SanityReport",
-    "Thresholds", "area_share", "box_masks", "cascade_layers", "cascading_randomization", "check_confounding",
-    "check_dataset", "counterfactual_test", "decide", "deletion_insertion", "dilate", "erase", "erasure_test",
-    "faithfulness", "has_counterfactual", "parse_box", "pointing_game", "relevance_mass", "select_images",
-    "spearman_per_image",
+    "ConfoundingReport", "CounterfactualResult", "ErasureResult", "Evidence", "FaithfulnessReport", "MaskBox",
+    "SanityReport", "Thresholds", "area_share", "box_masks", "cascade_layers", "cascading_randomization",
+    "check_confounding", "check_dataset", "control_masks", "counterfactual_test", "decide", "deletion_insertion",
+    "dilate", "erase", "erasure_test", "faithfulness", "has_counterfactual", "place_box",
+    "pointing_game", "relevance_mass", "select_images", "spearman_per_image",
 ]

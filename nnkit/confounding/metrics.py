@@ -95,14 +95,3 @@ def box_masks(box: tuple[int, int, int, int], n: int, height: int, width: int) -
     mask[:, y0:y1, x0:x1] = True
     return mask
 
-
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    """``"x0,y0,x1,y1"`` → a tuple of four integers (one-line NnkitError otherwise)."""
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise NnkitError(f"mask box must be four whole numbers x0,y0,x1,y1, got {text!r}")
-    return values  # type: ignore[return-value]

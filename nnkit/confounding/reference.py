@@ -15,7 +15,8 @@ def load_reference(ref: str, dataset: Dataset, device: torch.device | str = "cpu
 
     Args:
         ref: run id, unique id prefix or run name.
-        dataset: the data the confounding check uses.
+        dataset: the data the confounding check uses, built with the checked run's data options (its
+            size and channels for a folder), so a reference trained the same way fits it.
         device: where to put the model.
 
     Returns:
@@ -26,5 +27,7 @@ def load_reference(ref: str, dataset: Dataset, device: torch.device | str = "cpu
     spec = model.spec
     if (spec["num_classes"], spec["in_channels"], spec["image_size"]) != (
             dataset.num_classes, dataset.in_channels, dataset.image_size):
-        raise NnkitError(f"reference run {info.run_id} does not fit dataset {dataset.name!r}")
+        raise NnkitError(f"reference run {info.run_id} ({spec['num_classes']} classes, {spec['in_channels']}×"
+                         f"{spec['image_size']}²) does not fit dataset {dataset.name!r} as the checked run reads it "
+                         f"({dataset.num_classes} classes, {dataset.in_channels}×{dataset.image_size}²)")
     return info, model

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from nnkit.data.base import Dataset, Split
+from nnkit.data.options import CONFOUNDED_OPTIONS
 from nnkit.data.registry import register
 from nnkit.data.shapes import IMAGE_SIZE, SHAPE_CLASSES, build_shapes
 
@@ -58,7 +59,7 @@ def _tagged(split: Split, tag_classes: torch.Tensor) -> Split:
 
 @register("shapes-confounded",
           "shapes with a class-specific corner tag on most training images (a planted confounder)",
-          offline=True)
+          offline=True, options=CONFOUNDED_OPTIONS)
 def build_confounded(seed: int = 0, n_train: int = 10_000, n_test: int = 2_000,
                      tag_fraction: float = 0.95) -> Dataset:
     """The ``shapes-confounded`` dataset.

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from nnkit.data.base import Dataset, Split
+from nnkit.data.options import SHAPES_OPTIONS
 from nnkit.data.registry import register
 
 SHAPE_CLASSES = (
@@ -213,7 +214,7 @@ def _split(n: int, seed: int) -> Split:
 
 
 @register("shapes", "10 procedurally generated shape classes, 32×32 RGB, cluttered (offline default)",
-          offline=True)
+          offline=True, options=SHAPES_OPTIONS)
 def build_shapes(seed: int = 0, n_train: int = 10_000, n_test: int = 2_000) -> Dataset:
     """The ``shapes`` dataset.
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from nnkit.data.base import Dataset, Split
+from nnkit.data.options import TORCHVISION_OPTIONS
 from nnkit.data.registry import register
 from nnkit.errors import NnkitError
 from nnkit.paths import data_root
@@ -64,19 +65,22 @@ def _build(cls: str, name: str, class_names, root, download, limit):
     return Dataset(name, names, splits, info)
 
 
-@register("mnist", "MNIST handwritten digits, 28×28 grey (torchvision; downloads when online)")
+@register("mnist", "MNIST handwritten digits, 28×28 grey (torchvision; downloads when online)",
+          options=TORCHVISION_OPTIONS)
 def build_mnist(root=None, download: bool | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
     """MNIST from ``root`` (``--data-root``/``$NNKIT_DATA``); ``limit`` keeps the first N of each split."""
     return _build("MNIST", "mnist", [str(i) for i in range(10)], root, download, limit)
 
 
-@register("fashion-mnist", "Fashion-MNIST clothing, 28×28 grey (torchvision; downloads when online)")
+@register("fashion-mnist", "Fashion-MNIST clothing, 28×28 grey (torchvision; downloads when online)",
+          options=TORCHVISION_OPTIONS)
 def build_fashion(root=None, download: bool | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
     """Fashion-MNIST, as ``build_mnist``."""
     return _build("FashionMNIST", "fashion-mnist", None, root, download, limit)
 
 
-@register("cifar10", "CIFAR-10 photos, 32×32 RGB (torchvision; downloads when online)")
+@register("cifar10", "CIFAR-10 photos, 32×32 RGB (torchvision; downloads when online)",
+          options=TORCHVISION_OPTIONS)
 def build_cifar10(root=None, download: bool | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
     """CIFAR-10, as ``build_mnist``."""
     return _build("CIFAR10", "cifar10", None, root, download, limit)

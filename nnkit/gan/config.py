@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from nnkit.errors import NnkitError
+from nnkit.seeding import check_seed
+from nnkit.training.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_STEPS
+from nnkit.validate import check_number, check_whole
+
+# Upper bounds far above any useful GAN on this lab's image sizes; they stop a typo from allocating gigabytes.
+MAX_WIDTH = 4096  # latent size, network widths, label embedding
+MAX_SAMPLES = 1024  # images in the per-epoch grid
+MAX_EVAL = 100_000  # generated images scored per evaluation
 
 
 @dataclass
@@ -43,25 +51,33 @@ class GanConfig:
     seed: int | None = None  # None: a random seed is picked and recorded
     device: str | None = None  # cpu | cuda | mps | None (auto, or $NNKIT_DEVICE)
     name: str | None = None  # a name to refer to the run by
+    # a run stopped early (time limit, max_steps) to continue from: its networks, optimiser states, data order
+    # and RNG state are loaded, and the new run records it as its parent (see nnkit.gan.train.continue_config)
+    resume: str | None = None
 
     def validate(self) -> GanConfig:
-        """Raise a one-line NnkitError for a bad value; return self."""
-        if not self.lr > 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise NnkitError(f"need lr > 0 and betas in [0, 1), got lr={self.lr}, betas=({self.beta1}, {self.beta2})")
-        for key in ("latent_dim", "g_width", "d_width", "embed_dim", "batch_size", "epochs", "n_samples",
-                    "eval_every"):
-            if getattr(self, key) < 1:
-                raise NnkitError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.n_eval < 2:
-            raise NnkitError(f"n_eval must be at least 2 (a covariance needs two samples), got {self.n_eval}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise NnkitError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.time_limit is not None and not self.time_limit > 0:
+        """Raise a one-line NnkitError for a bad value (NaN, infinite, out of range); return self."""
+        lr = check_number("lr", self.lr)
+        if not lr > 0:
+            raise NnkitError(f"lr must be positive, got {lr}")
+        check_number("beta1", self.beta1, 0, 1, high_open=True)
+        check_number("beta2", self.beta2, 0, 1, high_open=True)
+        for key, high in (("latent_dim", MAX_WIDTH), ("g_width", MAX_WIDTH), ("d_width", MAX_WIDTH),
+                          ("embed_dim", MAX_WIDTH), ("batch_size", MAX_BATCH_SIZE), ("epochs", MAX_EPOCHS),
+                          ("n_samples", MAX_SAMPLES), ("eval_every", MAX_EPOCHS), ("judge_epochs", MAX_EPOCHS)):
+            check_whole(key, getattr(self, key), 1, high)
+        # a covariance needs two samples
+        check_whole("n_eval", self.n_eval, 2, MAX_EVAL)
+        if self.max_steps is not None:
+            check_whole("max_steps", self.max_steps, 1, MAX_STEPS)
+        if self.time_limit is not None and not check_number("time_limit", self.time_limit) > 0:
             raise NnkitError(f"time_limit must be positive seconds, got {self.time_limit}")
-        if not 0 <= self.ema_decay < 1:
-            raise NnkitError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0 < self.confidence < 1:
-            raise NnkitError(f"confidence must be in (0, 1), got {self.confidence}")
+        check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        confidence = check_number("confidence", self.confidence)
+        if not 0 < confidence < 1:
+            raise NnkitError(f"confidence must be in (0, 1), got {confidence}")
+        if self.seed is not None:
+            check_seed(self.seed)
         return self
 
     def to_dict(self) -> dict:

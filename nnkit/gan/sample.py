@@ -53,12 +53,15 @@ def load_gan(run: RunInfo, device: torch.device | str = "cpu", discriminator: bo
     """
     if run.kind != "gan":
         raise NnkitError(f"run {run.run_id} is a {run.kind} run, not a gan")
-    gen = Generator(**run.meta["generator"])
-    nets = [(gen, GENERATOR)]
-    disc = None
-    if discriminator:
-        disc = Discriminator(**run.meta["discriminator"])
-        nets.append((disc, DISCRIMINATOR))
+    try:
+        gen = Generator(**run.meta["generator"])
+        nets = [(gen, GENERATOR)]
+        disc = None
+        if discriminator:
+            disc = Discriminator(**run.meta["discriminator"])
+            nets.append((disc, DISCRIMINATOR))
+    except (TypeError, ValueError) as exc:  # a spec in meta.json edited into something the networks do not take
+        raise NnkitError(f"run {run.run_id}: its network spec in meta.json is broken ({str(exc)[:100]})") from None
     for net, filename in nets:
         try:
             net.load_state_dict(load_weights(run.path / filename))

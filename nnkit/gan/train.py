@@ -34,9 +34,10 @@ from nnkit.gan.metrics import Judge, Quality
 from nnkit.gan.models import Discriminator, Generator
 from nnkit.gan.sample import DISCRIMINATOR, GENERATOR, grid_png
 from nnkit.runs.load import load_classifier
-from nnkit.runs.store import RunInfo, RunStore
+from nnkit.runs.store import RunInfo, RunStore, load_weights
 from nnkit.seeding import seed_everything
 from nnkit.training import Progress, TrainConfig, load_data, train
+from nnkit.training.loop import check_finite_loss
 from nnkit.versions import library_versions
 
 FIXED_NOISE = "fixed_noise.safetensors"
@@ -71,6 +72,8 @@ class GanResult:
     generator: Generator
     discriminator: Discriminator
     config: GanConfig
+    parent: str | None = None  # the run this one continued
+    note: str | None = None  # stop_note: what a run stopped early reached and what to do, else None
 
     @property
     def frechet_distances(self) -> list[float]:
@@ -155,12 +158,131 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(m)
 
 
+# Files a run stopped before its planned epochs keeps so that it can be continued (safetensors and JSON only,
+# read back weights-only): the raw and averaged generators, the discriminator, both Adam states, the data order
+# of the epoch in progress and the RNG state.
+RESUME_TENSORS = "resume_state.safetensors"
+RESUME_JSON = "resume_state.json"
+# What "recognisable" means on the page and in the CLI: the judge confidently finds this share of the classes
+# among the samples (issue 17: >= 8 of 10 classes covered).
+RECOGNISABLE_SHARE = 0.8
+# A continued run keeps these settings of its parent: they define the networks, the data and the game.
+_INHERITED = ("data", "data_opts", "data_root", "conditional", "latent_dim", "g_width", "d_width", "embed_dim",
+              "lr", "beta1", "beta2", "ema_decay", "batch_size", "n_samples", "n_eval", "confidence",
+              "judge_model", "judge_opts", "judge_epochs")
+# ... and takes these from the request (how long to go on, where, under which name).
+_CHANGEABLE = ("epochs", "time_limit", "max_steps", "eval_every", "device", "name")
+
+
+def is_judge_run(info: RunInfo) -> bool:
+    """Whether a classifier run is an automatically trained GAN judge: an auxiliary model, never the Active one."""
+    return info.kind == "classifier" and (info.name or "").startswith(JUDGE_PREFIX)
+
+
+def can_continue(info: RunInfo) -> bool:
+    """Whether a GAN run stopped before its planned epochs and kept the state to continue from."""
+    return (info.kind == "gan" and bool(info.meta.get("resumable"))
+            and (info.path / RESUME_TENSORS).is_file() and (info.path / RESUME_JSON).is_file())
+
+
+def continue_config(parent: RunInfo, **changes) -> GanConfig:
+    """The GanConfig that continues a stopped GAN run.
+
+    Args:
+        parent: a GAN run for which ``can_continue`` holds.
+        changes: any of epochs (the planned total, default the parent's), time_limit, max_steps (both for the
+            new run's own work), eval_every, device, name. Everything else (data, networks, optimiser, judge,
+            seed) is the parent's.
+
+    Returns:
+        The validated config, with ``resume`` set to the parent's id.
+    """
+    if parent.kind != "gan":
+        raise NnkitError(f"run {parent.run_id} is a {parent.kind} run, not a gan")
+    if not can_continue(parent):
+        raise NnkitError(f"run {parent.run_id} cannot be continued: it "
+                         + ("finished its planned epochs" if parent.meta.get("stopped_by") == "epochs"
+                            else "kept no training state (made by an older nnkit)"))
+    unknown = set(changes) - set(_CHANGEABLE)
+    if unknown:
+        raise NnkitError(f"a continued run keeps its parent's {', '.join(sorted(unknown))}; only "
+                         f"{', '.join(_CHANGEABLE)} can change")
+    base = GanConfig.from_dict(parent.read_json("config.json"))
+    kept = {k: getattr(base, k) for k in _INHERITED}
+    given = {k: v for k, v in changes.items() if v is not None or k in ("time_limit", "max_steps")}
+    given.setdefault("epochs", parent.meta.get("epochs_planned", base.epochs))
+    config = GanConfig(**kept, **given, seed=parent.meta.get("seed"), judge=parent.meta["judge"]["run_id"],
+                       resume=parent.run_id).validate()
+    reached = _read_resume_json(parent)["epoch"]
+    if config.epochs < reached:
+        raise NnkitError(f"run {parent.run_id} already reached epoch {reached}: plan at least {reached} epochs")
+    return config
+
+
+def _read_resume_json(info: RunInfo) -> dict:
+    state = info.read_json(RESUME_JSON)
+    for key in ("epoch", "batch", "step", "seen"):
+        if not isinstance(state.get(key), int) or state[key] < 0:
+            raise NnkitError(f"run {info.run_id}: {RESUME_JSON} is broken ({key!r} is missing or not a count)")
+    return state
+
+
+def _flat_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> list:
+    """Put an optimiser's per-parameter tensors into ``tensors`` (``prefix.i.name``); return its param groups."""
+    state = opt.state_dict()
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return state["param_groups"]
+
+
+def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
+    per_param: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            index, name = key[len(prefix) + 1:].split(".", 1)
+            per_param.setdefault(int(index), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": groups})
+
+
+def stop_note(meta: dict) -> str | None:
+    """One plain sentence for a GAN run that stopped before its planned epochs, with what it reached and what to do.
+
+    Args:
+        meta: a GAN run's meta.json (or a job result with the same keys).
+
+    Returns:
+        e.g. "2 of 20 epochs in 180 s (time limit 180 s, judge training included); samples are not yet
+        recognisable (0/10 classes covered, Fréchet distance 2915) — raise the limit or continue training",
+        or None when the run did its planned epochs.
+    """
+    stopped_by = meta.get("stopped_by")
+    if stopped_by not in ("time_limit", "max_steps"):
+        return None
+    quality = meta.get("quality") or {}
+    covered, classes = quality.get("classes_covered"), len(quality.get("class_counts") or [])
+    limit = (f"time limit {meta.get('time_limit'):g} s, judge training included" if stopped_by == "time_limit"
+             else f"step limit of {meta.get('max_steps')}")
+    text = (f"{meta.get('epochs_done', 0)} of {meta.get('epochs_planned', '?')} epochs in "
+            f"{meta.get('seconds', 0):.0f} s ({limit})")
+    if isinstance(covered, int) and classes:
+        fd = quality.get("frechet_distance")
+        scores = f"{covered}/{classes} classes covered" + (f", Fréchet distance {fd:.0f}" if fd is not None else "")
+        if covered >= RECOGNISABLE_SHARE * classes:
+            return f"{text}; samples are recognisable ({scores}) — continue training to refine them"
+        what = "raise the limit or continue training" if stopped_by == "time_limit" else "continue training"
+        return f"{text}; samples are not yet recognisable ({scores}) — {what}"
+    return f"{text} — continue training to finish the planned epochs"
+
+
 def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None = None,
               stop_event: threading.Event | None = None, store: RunStore | None = None) -> GanResult:
     """Train a DCGAN (Radford et al. 2016) and save it as a complete run of kind "gan".
 
     Args:
-        config: the GanConfig (validated here).
+        config: the GanConfig (validated here). With ``config.resume`` set, training continues that stopped
+            run (see ``continue_config``: its data, networks and judge are kept) as a new run whose meta
+            names it as ``parent``; the history and sample grids so far are carried over.
         on_progress: called with a GanProgress for every judge step, GAN step and epoch.
         stop_event: when set, training stops within one step, the partial run is deleted and
             ``nnkit.errors.Cancelled`` is raised.
@@ -169,17 +291,26 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
     Shape:
         trains on the dataset's train split (N×C×S×S in [0, 1], mapped to [-1, 1] for the networks).
 
+    ``config.time_limit`` counts from the call, so it includes loading the data and training the judge;
+    ``config.max_steps`` counts the steps of this call. A run that stops on either keeps its training state
+    (``RESUME_TENSORS``, ``RESUME_JSON``) and ``meta["resumable"]`` is true.
+
     Returns:
         GanResult with the run id, per-epoch history (losses, D(x), D(G(z)), Fréchet distance, inception
         score, class coverage, confident share) and the final scores. The run holds generator.safetensors,
         discriminator.safetensors, config.json, fixed_noise.safetensors, samples/epoch_NNN.png,
-        metrics.jsonl and meta.json (kind "gan", specs, judge run id).
+        metrics.jsonl and meta.json (kind "gan", specs, judge run id, epochs planned and done, parent).
     """
-    config.validate()
     t0 = time.perf_counter()
+    store = store or RunStore()
+    parent = None
+    if config.resume:
+        parent = store.get(config.resume)
+        config = continue_config(parent, **{k: getattr(config, k) for k in _CHANGEABLE})
+    config.validate()
     seed = seed_everything(config.seed)
     device = get_device(config.device)
-    store = store or RunStore()
+    store.check_new_name(config.name)  # the same rule as classifier training (RunStore.check_new_name)
     dataset = load_data(TrainConfig(data=config.data, data_opts=dict(config.data_opts), data_root=config.data_root))
     train_split = dataset.split("train")
     if len(train_split) < 2:
@@ -216,28 +347,70 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
 
     batch = min(config.batch_size, len(y))
     steps_per_epoch = max(1, len(y) // batch)  # whole batches only: batch norm wants no 1-image tail
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
+    planned_steps = steps_per_epoch * config.epochs
+
+    # Where to start: the beginning, or exactly where the parent stopped (mid-epoch included).
+    start_epoch, start_batch, step, resume_perm = 1, 0, 0, None
+    sums0, seen0, cpu_before, train_before = None, 0, 0.0, 0.0
+    history: list[dict] = []
+    if parent is not None:
+        state = _read_resume_json(parent)
+        tensors = load_weights(parent.path / RESUME_TENSORS)
+        try:
+            for prefix, net in (("gen", gen), ("disc", disc), ("gen_ema", gen_ema)):
+                net.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+            _load_optimizer("opt_g", opt_g, tensors, state["opt_g"])
+            _load_optimizer("opt_d", opt_d, tensors, state["opt_d"])
+            torch.set_rng_state(tensors["rng_cpu"])
+            if device.type == "cuda" and "rng_cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng_cuda"], device)
+            noise = load_weights(parent.path / FIXED_NOISE)
+            grid_noise, eval_noise = noise["grid_noise"].to(device), noise["eval_noise"].to(device)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise NnkitError(f"run {parent.run_id}: its training state does not fit its networks "
+                             f"({str(exc).splitlines()[0][:100]})") from None
+        step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
+        cpu_before, train_before = float(state.get("cpu_seconds", 0)), float(state.get("train_seconds", 0))
+        if start_batch >= steps_per_epoch:  # the parent stopped at an epoch's end: begin the next one
+            start_epoch, start_batch = start_epoch + 1, 0
+        else:
+            resume_perm = tensors["perm"].to(device)
+            sums0, seen0 = tensors["sums"].to(device), state["seen"]
+        # The parent's epochs so far stay in this run's history; a partial epoch is redone from its saved sums.
+        history = [r for r in parent.metrics() if isinstance(r.get("epoch"), int) and r["epoch"] < start_epoch]
+    total_steps = planned_steps if config.max_steps is None else min(planned_steps, step + config.max_steps)
+    first_step = step
     ones = torch.ones(batch, device=device)
     zeros = torch.zeros(batch, device=device)
 
     label = "gan-cond-" if config.conditional else "gan-"
     writer = store.begin(label + config.data.replace("folder:", "folder-"))
-    history: list[dict] = []
-    step = 0
     stopped_by = "epochs"
     quality: Quality | None = None
+    epoch, b = start_epoch, start_batch - 1
+    perm = resume_perm
+    sums = sums0
+    seen = seen0
     t_train, cpu_train = time.perf_counter(), time.process_time()
     try:
-        for epoch in range(1, config.epochs + 1):
+        for record in history:
+            writer.log_metrics(record)
+        if parent is not None:
+            for old in sorted((parent.path / "samples").glob("epoch_*.png")):
+                if old.stem[6:].isdigit() and int(old.stem[6:]) < start_epoch:
+                    writer.save_bytes(f"samples/{old.name}", old.read_bytes())
+        for epoch in range(start_epoch, config.epochs + 1):
             gen.train()
             disc.train()
             t_epoch = time.perf_counter()
-            perm = torch.randperm(len(y), device=device)
-            sums = torch.zeros(4, device=device)  # d_loss, g_loss, D(x), D(G(z))
-            seen = 0
-            for b in range(steps_per_epoch):
+            first = 0
+            if epoch == start_epoch and resume_perm is not None:
+                first = start_batch
+            else:
+                perm = torch.randperm(len(y), device=device)
+                sums = torch.zeros(4, device=device)  # d_loss, g_loss, D(x), D(G(z))
+                seen = 0
+            for b in range(first, steps_per_epoch):
                 if stop_event is not None and stop_event.is_set():
                     raise Cancelled("GAN training cancelled")
                 idx = perm[b * batch : (b + 1) * batch]
@@ -273,12 +446,16 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
                     on_progress(GanProgress("batch", epoch, config.epochs, step, total_steps, g_loss,
                                             {"d_loss": d_loss, "g_loss": g_loss, "d_x": d_x, "d_g_z": d_g_z}))
                 if step >= total_steps:
-                    stopped_by = "max_steps" if step < steps_per_epoch * config.epochs else "epochs"
+                    stopped_by = "max_steps" if step < planned_steps else "epochs"
                     break
-                if config.time_limit and time.perf_counter() - t_train >= config.time_limit:
+                # The budget counts from the call: data, judge and GAN together (issue 17).
+                if config.time_limit and time.perf_counter() - t0 >= config.time_limit:
                     stopped_by = "time_limit"
                     break
             means = (sums / max(seen, 1)).tolist()
+            # One check per epoch on the summed losses (the sync happens here anyway): NaN networks are not stored.
+            check_finite_loss(means[0], epoch, step, "discriminator loss")
+            check_finite_loss(means[1], epoch, step, "generator loss")
             record = {"epoch": epoch, "step": step, "d_loss": means[0], "g_loss": means[1], "d_x": means[2],
                       "d_g_z": means[3]}
             last = stopped_by != "epochs" or step >= total_steps or epoch == config.epochs
@@ -288,9 +465,9 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
                 quality = judge.score(gen_ema.sample(eval_noise, eval_labels))
                 record.update(quality.to_dict())
             record["seconds"] = time.perf_counter() - t_epoch
-            # CPU time of this process since the GAN loop began: on a busy shared machine it shows the work
-            # done, where wall time also counts the waiting
-            record["cpu_seconds"] = time.process_time() - cpu_train
+            # CPU time of this process since the GAN loop began (a continued run adds its parent's): on a busy
+            # shared machine it shows the work done, where wall time also counts the waiting
+            record["cpu_seconds"] = cpu_before + time.process_time() - cpu_train
             history.append(record)
             writer.log_metrics(record)
             if on_progress is not None:
@@ -298,13 +475,31 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
                                         dict(record), samples=samples))
             if last:
                 break
+        if quality is None:  # a continued run that had nothing left to do still reports its scores
+            quality = judge.score(gen_ema.sample(eval_noise, eval_labels))
         train_seconds = time.perf_counter() - t_train
+        batches_done = b + 1
+        epochs_done = epoch if batches_done >= steps_per_epoch else epoch - 1
+        resumable = stopped_by != "epochs"
         gen_ema.eval()
         disc.eval()
         writer.save_weights(gen_ema, GENERATOR)
         writer.save_weights(disc, DISCRIMINATOR)
         writer.save_bytes(FIXED_NOISE, save_tensors({"grid_noise": grid_noise.cpu().contiguous(),
                                                      "eval_noise": eval_noise.cpu().contiguous()}))
+        if resumable:
+            tensors = {"rng_cpu": torch.get_rng_state(), "perm": perm.cpu().contiguous(),
+                       "sums": sums.detach().cpu().contiguous()}
+            if device.type == "cuda":
+                tensors["rng_cuda"] = torch.cuda.get_rng_state(device)
+            for prefix, net in (("gen", gen), ("disc", disc), ("gen_ema", gen_ema)):
+                tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+            groups = {"opt_g": _flat_optimizer("opt_g", opt_g, tensors),
+                      "opt_d": _flat_optimizer("opt_d", opt_d, tensors)}
+            writer.save_bytes(RESUME_TENSORS, save_tensors(tensors))
+            writer.save_json(RESUME_JSON, {"epoch": epoch, "batch": batches_done, "step": step, "seen": seen, **groups,
+                                           "cpu_seconds": cpu_before + time.process_time() - cpu_train,
+                                           "train_seconds": train_before + train_seconds})
         writer.save_json("config.json", config.to_dict())
         seconds = time.perf_counter() - t0
         fds = [r["frechet_distance"] for r in history if "frechet_distance" in r]
@@ -322,12 +517,18 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
                       "test_accuracy": judge_info.meta.get("test_accuracy"), "trained_now": judge_trained_now,
                       "seconds": judge_seconds, "real_images": judge.reference},
             "quality": quality.to_dict(), "frechet_distance": fds,
-            "epochs_run": len(history), "steps": step, "stopped_by": stopped_by,
+            "epochs_run": len(history), "epochs_done": epochs_done, "epochs_planned": config.epochs,
+            "steps": step, "steps_this_run": step - first_step, "stopped_by": stopped_by,
+            "time_limit": config.time_limit, "max_steps": config.max_steps, "resumable": resumable,
+            "parent": parent.run_id if parent is not None else None,
             "seconds": seconds, "train_seconds": train_seconds,
+            "train_seconds_total": train_before + train_seconds,
+            "seconds_per_epoch": train_seconds * steps_per_epoch / max(1, step - first_step),
         }
         info = writer.finish(meta)
     except BaseException:
         writer.abort()
         raise
     return GanResult(info.run_id, seed, seconds, train_seconds, history, quality, judge_info.run_id,
-                     judge.reference, stopped_by, gen_ema, disc, config)
+                     judge.reference, stopped_by, gen_ema, disc, config, parent=meta["parent"],
+                     note=stop_note(meta))

@@ -5,7 +5,7 @@
 """
 
 from nnkit.jobs.manager import JobContext, JobManager, JobStatus, JobView, get_manager, lane_of, one_line
-from nnkit.jobs.tasks import quick_start_config, train_task
+from nnkit.jobs.tasks import distributed_train_task, quick_start_config, train_task
 
 __all__ = ["JobContext", "JobManager", "JobStatus", "JobView", "get_manager", "lane_of", "one_line",
-           "quick_start_config", "train_task"]
+           "quick_start_config", "train_task", "distributed_train_task"]

@@ -103,13 +103,14 @@ def attack_sweep_task(ctx: JobContext, run_id: str, n: int = 50, pixels: Sequenc
                       patch_kind: str = "universal", shape: str = "square", steps: int | None = None,
                       train_n: int = 2000,
                       seed: int | None = None, split: str = "test") -> dict:
-    """Attack the first ``n`` images of a run's split for every k (Su et al. 2019) and every patch area
-    (Brown et al. 2017, Fig. 2), with live points for the curves of success against k and area.
+    """Attack ``n`` images of a run's split (seeded, stratified over the classes) for every k (Su et al. 2019)
+    and every patch area (Brown et al. 2017, Fig. 2), with live points for the curves of success against k
+    and area.
 
     Args:
         ctx: the job context.
         run_id: the classifier run.
-        n: images attacked (the first n of the split).
+        n: images attacked, picked seeded (``seed``) and stratified over the classes (the same for every point).
         pixels: k values of the single-pixel sweep (empty: none); popsize, generations: its budget.
         areas: patch areas (fractions of the image) of the patch sweep (empty: none).
         pixel_target: target of the single-pixel attack (None: untargeted).
@@ -119,7 +120,8 @@ def attack_sweep_task(ctx: JobContext, run_id: str, n: int = 50, pixels: Sequenc
         split: the split the images come from.
 
     Returns:
-        ``{"run_id", "n", "seed", "points": [{"sweep": "pixels"|"area", "value", "label", **summary}],
+        ``{"run_id", "n", "seed", "selection" (which images, in words), "points": [{"sweep": "pixels"|"area",
+        "value", "label", **summary}],
         "sheets": {label: before/after PNG bytes}}``. The metrics history holds one record per point:
         ``{"sweep", "value", "success_rate", "robust_accuracy", "clean_accuracy"}``.
     """
@@ -159,7 +161,10 @@ def attack_sweep_task(ctx: JobContext, run_id: str, n: int = 50, pixels: Sequenc
                                 train_n=train_n, steps=steps, split=split, seed=seed, device=ctx.device,
                                 on_progress=progress(len(pixels), lambda i: point_label("area", areas[i])),
                                 on_result=lambda i, d: record("area", areas[i], d), stop_event=ctx.stop_event)
+    # The bar ends full even when an attack had no correctly classified image to work on (no steps reported).
+    ctx.update(1.0, "done")
     best = max(points, key=lambda p: p["success_rate"])
     ctx.set_summary(f"done: {len(points)} settings on {points[0]['n']} images; best success "
                     f"{best['success_rate']:.0%} ({best['label']})")
-    return {"run_id": points[0]["run_id"], "n": points[0]["n"], "seed": seed, "points": points, "sheets": sheets}
+    return {"run_id": points[0]["run_id"], "n": points[0]["n"], "seed": seed, "selection": points[0]["selection"],
+            "points": points, "sheets": sheets}

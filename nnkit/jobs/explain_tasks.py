@@ -16,14 +16,16 @@ import torch
 from nnkit.confounding import (
     DEFAULT_METHODS,
     SANITY_METHODS,
-    box_masks,
+    MaskBox,
     cascading_randomization,
     check_dataset,
-    parse_box,
+    place_box,
 )
 from nnkit.confounding import faithfulness as faithfulness_check
+from nnkit.confounding.box import image_size
 from nnkit.confounding.reference import load_reference
 from nnkit.data.base import Dataset
+from nnkit.data.select import describe_selection
 from nnkit.device import get_device
 from nnkit.errors import NnkitError
 from nnkit.jobs.manager import JobContext
@@ -43,22 +45,40 @@ def _load(run_id: str, data: str | None, device) -> tuple[RunInfo, Dataset, torc
     return info, dataset, load_classifier(info, dev), dev
 
 
-def parse_mask_box(text: str | None, image_size: int) -> tuple[int, int, int, int] | None:
-    """A typed suspected-confounder box, checked against the image size.
+def parse_mask_box(text: str | None, image_size=None) -> str | None:
+    """A typed suspected-confounder box, checked as far as it can be before the data is loaded.
 
     Args:
-        text: ``"x0,y0,x1,y1"`` (end-exclusive pixel coordinates); empty or None for no box.
-        image_size: side of the (square) images the box is for.
+        text: ``"x0,y0,x1,y1"`` (end-exclusive pixels of the user's images) or ``"x0%,y0%,x1%,y1%"``;
+            empty or None for no box.
+        image_size: side (or ``(width, height)``) of the user's images, to check a pixel box against; None
+            when unknown or when the images differ in size (then only percentages are accepted).
 
     Returns:
-        The box, or None when ``text`` is empty; a one-line NnkitError when it is malformed or outside
-        the image.
+        The box in its one spelling (``nnkit confounding --mask-box`` takes it), or None when ``text`` is
+        empty; a one-line NnkitError when it is malformed or outside the images.
     """
     if text is None or not str(text).strip():
         return None
-    box = parse_box(text)
-    box_masks(box, 0, image_size, image_size)  # raises a one-line error when the box leaves the image
-    return box
+    box = MaskBox.parse(text)
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        box.to_model(size, size)  # raises a one-line error when the box leaves the images
+    return str(box)
+
+
+def box_on_model_input(run_id: str, box: str, data: str | None = None) -> dict:
+    """Where a user's box lands on the model input of a run's data (``nnkit.confounding.place_box``).
+
+    Returns:
+        ``{"given", "unit", "image_size", "model_box", "model_size", "text"}``; a one-line NnkitError for a bad box.
+    """
+    return place_box(box, load_run_data(RunStore().get(run_id), data))
+
+
+def user_image_size(run_id: str, data: str | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` of the user's images behind a run's data (before resizing), None when they differ."""
+    return image_size(load_run_data(RunStore().get(run_id), data))
 
 
 def preview_image(run_id: str, data: str | None = None, split: str | None = None) -> torch.Tensor:
@@ -92,15 +112,16 @@ def saliency_grid(run_id: str, *, data: str | None = None, split: str = "test", 
         run_id: the classifier run.
         data: another dataset fitting the run (default: the run's own).
         split: where the images come from.
-        n, seed, indices: which images (see ``nnkit.saliency.grid.choose_images``; seed None: the first n).
+        n, seed, indices: which images (see ``nnkit.saliency.grid.choose_images``: seeded and stratified over
+            the classes; seed None: the first n).
         methods: attribution methods (``nnkit.saliency.list_methods``).
         target: ``predicted`` or ``label``: the class each map explains.
         batch_size, device, stop_event: passed to the attribution.
         on_progress: called with (fraction, message).
 
     Returns:
-        ``{"run_id", "data", "split", "indices", "methods", "target", "rows", "accuracy", "images",
-        "maps"}``: ``images`` (N×C×H×W) and ``maps`` (``{method label: N×H×W}``) are tensors for
+        ``{"run_id", "data", "split", "indices", "selection", "methods", "target", "rows", "accuracy", "images",
+        "maps"}`` (``selection``: which images, in words): ``images`` (N×C×H×W) and ``maps`` (``{method label: N×H×W}``) are tensors for
         ``grid_figure`` / ``render_grid_png``; the rest is JSON-ready.
     """
     info, dataset, model, dev = _load(run_id, data, device)
@@ -115,8 +136,10 @@ def saliency_grid(run_id: str, *, data: str | None = None, split: str = "test", 
     grid = explain_grid(model, images.images, images.labels, dataset.class_names, methods, target,
                         batch_size=batch_size, device=dev, seed=0 if seed is None else seed, on_progress=progress,
                         stop_event=stop_event)
-    return {"run_id": info.run_id, "data": dataset.name, "split": split, "indices": idx, "methods": grid.methods,
-            "target": target, "rows": grid.rows, "accuracy": grid.accuracy, "images": grid.images, "maps": grid.maps}
+    selection = (describe_selection(dataset.split(split).labels, idx, None if indices is not None else seed)
+                 if indices is not None or seed is not None else f"the first {len(idx)} images of the split")
+    return {"run_id": info.run_id, "data": dataset.name, "split": split, "indices": idx, "selection": selection,
+            "methods": grid.methods, "target": target, "rows": grid.rows, "accuracy": grid.accuracy, "images": grid.images, "maps": grid.maps}
 
 
 def explain_task(ctx: JobContext, **kwargs) -> dict:
@@ -130,7 +153,7 @@ def explain_task(ctx: JobContext, **kwargs) -> dict:
 
 # -- confounding check --------------------------------------------------------------------------
 def confounding(run_id: str, *, data: str | None = None, split: str | None = None, n: int = 200, seed: int = 0,
-                methods=DEFAULT_METHODS, mask_box: tuple[int, int, int, int] | None = None,
+                methods=DEFAULT_METHODS, mask_box: str | tuple[int, int, int, int] | None = None,
                 reference: str | None = None, batch_size: int = 64, device: str | None = None,
                 on_progress: Progress | None = None, stop_event: threading.Event | None = None) -> dict:
     """Does the run rely on a suspected confounder? (``nnkit confounding --json``; see
@@ -142,7 +165,8 @@ def confounding(run_id: str, *, data: str | None = None, split: str | None = Non
         split: default ``tag-agrees`` where the dataset has it, else ``test``.
         n, seed: images drawn from those with a non-empty mask.
         methods: attribution methods.
-        mask_box: ``(x0, y0, x1, y1)`` on every image, for data without masks (overrides them).
+        mask_box: the box on every image, for data without masks (overrides them): ``"x0,y0,x1,y1"`` in
+            pixels of the user's images or ``"x0%,y0%,x1%,y1%"`` (see ``nnkit.confounding.box``).
         reference: a run (e.g. trained on clean data) checked on the same images.
         batch_size, device, stop_event: passed on.
         on_progress: called with (fraction, message).

@@ -68,16 +68,23 @@ def gan_task(ctx: JobContext, config) -> dict:
 
     Args:
         ctx: the job context; ``ctx.device`` overrides ``config.device``.
-        config: a ``nnkit.gan.GanConfig`` (or its dict); it is copied, never changed.
+        config: a ``nnkit.gan.GanConfig`` (or its dict); it is copied, never changed. With ``resume`` set the
+            job continues that stopped run (``nnkit.gan.train.continue_config``).
+
+    With a time limit the progress bar is the larger of the share of steps done and the share of the limit
+    used, counted from the job's start: the judge's training is inside the budget and moves the bar.
 
     Returns:
-        ``{"run_id", "seed", "judge_run_id", "stopped_by", "epochs_run", "steps", "frechet_distance",
-        "inception_score", "classes_covered", "num_classes", "seconds", "job_seconds"}``. The metrics
-        history holds batch records ``{"batch": True, "step", "epoch", "d_loss", "g_loss", "d_x", "d_g_z"}``
-        (at most ~300), the epoch records of ``train_gan`` (with the judge's scores) and, every few seconds,
-        ``{"epoch", "step", "grid_png"}``: the fixed-noise sample grid after that epoch.
+        ``{"run_id", "seed", "judge_run_id", "stopped_by", "epochs_run", "epochs_done", "epochs_planned",
+        "steps", "frechet_distance", "inception_score", "classes_covered", "num_classes", "seconds",
+        "job_seconds", "resumable", "parent", "note"}`` (``note``: ``nnkit.gan.train.stop_note``, None when the
+        planned epochs were done). The metrics history holds batch records ``{"batch": True, "step", "epoch",
+        "d_loss", "g_loss", "d_x", "d_g_z"}`` (at most ~300), the epoch records of ``train_gan`` (with the
+        judge's scores) and, every few seconds, ``{"epoch", "step", "grid_png"}``: the fixed-noise sample grid
+        after that epoch.
     """
     from nnkit.gan import GanConfig, grid_png, train_gan
+    from nnkit.gan.train import continue_config
     from nnkit.training import TrainConfig, load_data
 
     t0 = time.perf_counter()
@@ -85,32 +92,40 @@ def gan_task(ctx: JobContext, config) -> dict:
         config = GanConfig.from_dict(config)
     config = dataclasses.replace(config, device=ctx.device, data_opts=dict(config.data_opts),
                                  judge_opts=dict(config.judge_opts)).validate()
+    if config.resume:  # the parent's data and networks, so the grid rows below fit
+        config = continue_config(RunStore().get(config.resume), epochs=config.epochs, time_limit=config.time_limit,
+                                 max_steps=config.max_steps, eval_every=config.eval_every, device=config.device,
+                                 name=config.name)
     ctx.update(0.0, f"preparing {config.data} data")
     # Built first (train_gan takes it from the dataset cache): a cancel during generation acts before
     # training, and the class count gives the conditional grid its row length.
     dataset = load_data(TrainConfig(data=config.data, data_opts=dict(config.data_opts), data_root=config.data_root))
     ctx.check_cancelled()
     nrow = math.ceil(config.n_samples / dataset.num_classes) if config.conditional else None
-    state = {"every": None, "judged": False, "t_train": None}
+    state = {"every": None, "judged": False, "first_step": None}
     pictures = _Throttle(GRID_SECONDS)
 
+    def used() -> float:
+        """Share of the time limit used so far (0 without one): the judge and the data count too."""
+        return (time.perf_counter() - t0) / config.time_limit if config.time_limit else 0.0
+
     def on_progress(p) -> None:
-        now = time.perf_counter()
         if p.kind == "judge":
             state["judged"] = True
-            ctx.update(JUDGE_SHARE * p.step / p.total_steps,
-                       f"training the judge classifier · epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}")
+            ctx.update(min(0.99, max(JUDGE_SHARE * p.step / p.total_steps, used())),
+                       f"training the judge classifier (inside the time budget) · epoch {p.epoch}/{p.epochs} · "
+                       f"loss {p.loss:.3f}")
             return
-        if state["t_train"] is None:
-            state["t_train"] = now
+        if state["first_step"] is None:
+            state["first_step"] = p.step - 1  # a continued run starts at its parent's step count
             state["every"] = max(1, p.total_steps // MAX_CURVE_POINTS)
         start = JUDGE_SHARE if state["judged"] else 0.02
-        done = p.step / p.total_steps
-        if config.time_limit:
-            done = max(done, (now - state["t_train"]) / config.time_limit)
+        todo = max(1, p.total_steps - state["first_step"])
+        done = max((p.step - state["first_step"]) / todo, used())
         m = p.metrics
         if p.kind == "batch":
-            ctx.update(start + (0.99 - start) * done, f"epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
+            ctx.update(min(0.99, start + (0.99 - start) * done),
+                       f"epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
                        f"D loss {m['d_loss']:.3f} · G loss {m['g_loss']:.3f}")
             if p.step % state["every"] == 0 or p.step == 1:
                 ctx.log_metrics({"batch": True, "step": p.step, "epoch": p.epoch, **m})
@@ -124,14 +139,63 @@ def gan_task(ctx: JobContext, config) -> dict:
 
     result = train_gan(config, on_progress=on_progress, stop_event=ctx.stop_event)
     q = result.quality
+    meta = RunStore().get(result.run_id).meta
     job_seconds = time.perf_counter() - t0
-    ctx.set_summary(f"done: Fréchet distance {q.frechet_distance:.2f}, {q.classes_covered}/{q.num_classes} classes "
-                    f"covered, {result.history[-1]['step']} steps in {job_seconds:.0f} s")
+    if result.note:  # stopped early: say so plainly, with what it reached and what to do
+        ctx.set_summary(f"stopped: {result.note}")
+    else:
+        ctx.set_summary(f"done: Fréchet distance {q.frechet_distance:.2f}, {q.classes_covered}/{q.num_classes} "
+                        f"classes covered, {result.history[-1]['step']} steps in {job_seconds:.0f} s")
     return {"run_id": result.run_id, "seed": result.seed, "judge_run_id": result.judge_run_id,
-            "stopped_by": result.stopped_by, "epochs_run": len(result.history), "steps": result.history[-1]["step"],
+            "stopped_by": result.stopped_by, "epochs_run": len(result.history), "epochs_done": meta["epochs_done"],
+            "epochs_planned": meta["epochs_planned"], "steps": meta["steps"],
             "frechet_distance": q.frechet_distance, "inception_score": q.inception_score,
             "classes_covered": q.classes_covered, "num_classes": q.num_classes, "seconds": result.seconds,
-            "job_seconds": job_seconds}
+            "job_seconds": job_seconds, "resumable": meta["resumable"], "parent": result.parent,
+            "note": result.note}
+
+
+def gan_expectation(data: str, store: RunStore | None = None) -> str:
+    """What to expect from a GAN on ``data`` before starting, from the GAN runs measured on this machine.
+
+    Args:
+        data: the dataset name the page will train on.
+        store: the run store (default: ``$NNKIT_HOME/runs``).
+
+    Returns:
+        One plain-text line: the seconds per epoch of the newest GAN run on ``data`` here (its network and
+        batch settings named, as measured), and the epoch at which runs here first covered
+        ``RECOGNISABLE_SHARE`` of the classes; or a line saying that nothing was measured here yet.
+    """
+    from nnkit.gan.train import RECOGNISABLE_SHARE
+
+    runs = [r for r in (store or RunStore()).list(kind="gan") if r.meta.get("dataset", {}).get("name") == data]
+    if not runs:
+        return (f"No GAN has run on {data} on this machine yet, so there is no measured time per epoch: the job "
+                "shows its rate and an estimate once the first steps are done.")
+    newest = runs[0]
+    spe = newest.meta.get("seconds_per_epoch")
+    if spe is None:  # runs made before seconds_per_epoch was recorded: the mean of their epochs' wall times
+        secs = [r["seconds"] for r in newest.metrics() if isinstance(r.get("seconds"), int | float)]
+        spe = sum(secs) / len(secs) if secs else None
+    spec = newest.meta.get("generator", {})
+    text = (f"Measured here: {spe:.1f} s per epoch on {data} (newest GAN run {newest.run_id}, generator width "
+            f"{spec.get('width', '?')}; {newest.meta.get('device', '?')}; the time grows when other work shares "
+            "the CPU)." if spe is not None else f"The newest GAN run on {data} recorded no epoch times.")
+    reached = []
+    for run in runs:
+        for record in run.metrics():
+            coverage = record.get("class_coverage")  # share of the classes the judge finds confidently
+            if isinstance(coverage, int | float) and coverage >= RECOGNISABLE_SHARE:
+                reached.append(record["epoch"])
+                break
+    if reached:
+        text += (f" Recognisable samples (≥ {RECOGNISABLE_SHARE:.0%} of the classes covered) came after "
+                 f"{min(reached)}–{max(reached)} epochs in {len(reached)} of the {len(runs)} GAN runs on {data} here.")
+    else:
+        text += (f" None of the {len(runs)} GAN runs on {data} here reached recognisable samples "
+                 f"(≥ {RECOGNISABLE_SHARE:.0%} of the classes covered) yet.")
+    return text
 
 
 def gan_grid(run: RunInfo, what: str = "samples", n: int = 64, steps: int = 8, seed: int | None = 0,
@@ -262,6 +326,7 @@ def style_task(ctx: JobContext, content: str | tuple[str, bytes], style: str | t
         config = StyleConfig(**config)
     config = dataclasses.replace(config, device=ctx.device, preview_every=config.preview_every or PREVIEW_EVERY)
     config.validate()
+    RunStore().check_new_name(name)  # the run-name rule of every job that stores a run, checked before the work
     ctx.update(0.0, "loading the images and the feature network")
     content_image, style_image = read_image_source(content, config.size), read_image_source(style, config.size)
     ctx.check_cancelled()

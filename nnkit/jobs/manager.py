@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnkit.errors import Cancelled, NnkitError
+from nnkit.jobs.eta import Eta, RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class JobView:
     finished: float | None
     cancel_requested: bool
     queue_position: int | None  # jobs ahead of it in its lane while queued (0: next), else None
+    eta: Eta | None = None  # live rate and time left, measured from the job's own progress (None: not yet)
+    warnings: tuple[str, ...] = ()  # one-line warnings the job raised (e.g. its folder dataset changed)
 
     @property
     def active(self) -> bool:
@@ -109,6 +112,7 @@ class _Job:
         self.message = "queued"
         self.summary: str | None = None  # the message once done (set by the job), else "done"
         self.metrics: list[dict] = []
+        self.warnings: list[str] = []
         self.result: Any = None
         self.error: str | None = None
         self.created = time.time()
@@ -117,13 +121,25 @@ class _Job:
         self.stop_event = threading.Event()
         self.done_event = threading.Event()
         self.lock = threading.Lock()
+        # Rate meters: one on the units the job reports (steps, queries) and one on the bare progress
+        # fraction, for jobs that report no units; the view shows the first that has a measurement.
+        self.unit_meter: RateMeter | None = None
+        self.fraction_meter = RateMeter(1.0, unit="")
+
+    def eta(self) -> Eta | None:
+        # Caller holds self.lock.
+        for meter in (self.unit_meter, self.fraction_meter):
+            if meter is not None and meter.rate() is not None:
+                return meter.eta()
+        return None
 
     def view(self, queue_position: int | None) -> JobView:
         with self.lock:
             return JobView(self.id, self.kind, self.title, self.owner, self.tag, self.lane, self.heavy, self.status,
                            self.progress, self.message, tuple(self.metrics), self.result, self.error,
                            self.created, self.started, self.finished, self.stop_event.is_set(),
-                           queue_position if self.status is JobStatus.QUEUED else None)
+                           queue_position if self.status is JobStatus.QUEUED else None,
+                           self.eta() if self.status is JobStatus.RUNNING else None, tuple(self.warnings))
 
 
 class JobContext:
@@ -142,11 +158,30 @@ class JobContext:
         self.device = job.lane  # e.g. "cpu" or "cuda:0": pass it on as the job's explicit device
         self.stop_event = job.stop_event
 
-    def update(self, progress: float | None = None, message: str | None = None) -> None:
-        """Set the progress fraction (clamped to 0..1) and/or the one-line status message."""
+    def update(self, progress: float | None = None, message: str | None = None, *, done: float | None = None,
+               total: float | None = None, unit: str = "steps") -> None:
+        """Set the progress fraction (clamped to 0..1) and/or the one-line status message.
+
+        Args:
+            progress: the fraction done; None keeps it, or (with ``done`` and ``total``) is ``done / total``.
+            message: the one-line status.
+            done, total: units of work done and to do (steps, queries): the job's live rate and ETA
+                ("14 steps/s · 31 s left") are measured from these, and its rate is remembered when it
+                ends, for the next job of its kind. A ``done`` lower than the last one starts a new phase.
+            unit: what a unit is, plural ("steps", "queries", "images").
+        """
+        now = time.monotonic()
         with self._job.lock:
+            if progress is None and done is not None and total:
+                progress = float(done) / float(total)
             if progress is not None:
                 self._job.progress = min(1.0, max(0.0, float(progress)))
+                self._job.fraction_meter.add(self._job.progress, now)
+            if done is not None and total:
+                meter = self._job.unit_meter
+                if meter is None or meter.unit != unit or meter.total != float(total):
+                    meter = self._job.unit_meter = RateMeter(total, unit=unit)
+                meter.add(done, now)
             if message is not None:
                 self._job.message = one_line(message)
 
@@ -271,9 +306,20 @@ class JobManager:
             job.status = JobStatus.RUNNING
             job.started = time.time()
             job.message = "starting"
+        from nnkit.device import apply_thread_policy
+        from nnkit.runs.load import collect_data_warnings
+
         ctx = JobContext(job)
         try:
-            result = job.fn(ctx, **job.kwargs)
+            # Per job, in the job's own thread (OpenMP team sizes are per thread): the cores free when it starts.
+            threads = apply_thread_policy()
+            log.info("job %s runs with %d intra-op thread%s", job.id, threads, "s" * (threads != 1))
+            with collect_data_warnings() as notes:
+                try:
+                    result = job.fn(ctx, **job.kwargs)
+                finally:
+                    with job.lock:
+                        job.warnings = list(notes)
         except Cancelled:
             with job.lock:
                 self._finish(job, JobStatus.CANCELLED, "cancelled")
@@ -289,6 +335,8 @@ class JobManager:
                 job.error = one_line(f"{type(exc).__name__}: {exc}") + " (details in the server log)"
                 self._finish(job, JobStatus.FAILED, job.error)
         else:
+            # Before the job is marked done, so that whoever waits for it finds the rate remembered.
+            self._remember_rate(job, time.time())
             with job.lock:
                 job.result = result
                 job.progress = 1.0
@@ -300,6 +348,29 @@ class JobManager:
         finally:
             with self._lock:
                 self._refresh_queue_messages(job.lane)
+
+    @staticmethod
+    def _remember_rate(job: _Job, finished: float) -> None:
+        # The rate a finished job measured is the next job's first estimate (by kind, and by page slot,
+        # which names the same work more closely: the quick start is always the same training).
+        from nnkit.jobs.eta import remember_rate
+
+        if job.started is None:
+            return
+        seconds = finished - job.started
+        meter = job.unit_meter
+        rate = meter.mean_rate() if meter is not None else None
+        # A job that reports no units is remembered as one whole job in its running time ("the last one took 5 min").
+        unit, total = (meter.unit, meter.total) if rate is not None else ("", 1.0)
+        if rate is None:
+            rate = 1.0 / seconds if seconds > 0 else None
+        if rate is None:
+            return
+        try:
+            for key in [job.kind] + ([f"{job.kind}/{job.tag}"] if job.tag else []):
+                remember_rate(key, rate, unit, total, seconds, job.title)
+        except (OSError, NnkitError) as exc:  # a read-only home costs the next estimate, not this result
+            log.warning("could not remember the rate of job %s: %s", job.id, exc)
 
     @staticmethod
     def _finish(job: _Job, status: JobStatus, message: str) -> None:

@@ -1,5 +1,5 @@
-"""Robustness reports: one canonical JSON per run (model card, robustness, explanations, summary), rendered
-to self-contained HTML, Markdown with PNG figures, and PDF through headless Chromium.
+"""Robustness reports: one canonical JSON per run (model card, robustness, explanations, shortcut discovery,
+summary), rendered to self-contained HTML, Markdown with PNG figures, and PDF through headless Chromium.
 
     from nnkit.report import build_report, write_report
     report = build_report("quick-start", quick=True)     # a dict, valid against schema.json

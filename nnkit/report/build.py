@@ -5,7 +5,8 @@
 
 Sections: the model card (Mitchell et al. 2019), robustness (single-pixel attack, Su et al. 2019;
 universal patch, Brown et al. 2017; RobustBench-style rows) and explanations (saliency grid,
-confounding check, sanity checks), then a summary of the three findings that matter most.
+confounding check, sanity checks), shortcut discovery (SpRAy, Lapuschkin et al. 2019; not in a quick report
+unless named), then a summary of the three findings that matter most.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def _costs(sections: list[str], s: ReportSettings) -> dict[str, float]:
         costs["saliency"] = 0.1 * s.saliency_n * len(s.saliency_methods) + 0.5
         costs["confounding"] = 3.0 + 0.06 * s.confounding_n * len(s.confounding_methods)
         costs["sanity"] = 0.25 * s.sanity_n * len(s.sanity_methods) + 0.5
+    if "discovery" in sections:
+        costs["discovery"] = 0.02 * s.discovery_n * 10 + 1.0  # ten classes, one backward pass per image
     return costs
 
 
@@ -111,6 +114,11 @@ def caveats(report: dict) -> list[str]:
     elif cf:
         out.append(f"The confounding check tests one suspected confounder ({cf['info'].get('mask')} on "
                    f"{cf['info'].get('data')}); no evidence for it says nothing about other shortcuts.")
+    dc = report.get("discovery")
+    if dc:
+        out.append(f"Shortcut discovery looked at {dc['n']} test images per class: a candidate region is a suspicion "
+                   "to check with its confounding command, and no candidate does not rule out a shortcut that few "
+                   "images show or that is not one compact region.")
     if report["settings"]["quick"]:
         out.append("This is a quick report (--quick): fewer images, a smaller search and fewer methods than the full one.")
     return out
@@ -123,7 +131,8 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
 
     Args:
         run: run id, unique prefix, name, or a RunInfo.
-        sections: ``model_card``, ``robustness``, ``explanations`` (list or comma-separated; None: all).
+        sections: ``model_card``, ``robustness``, ``explanations``, ``discovery`` (list or comma-separated; None:
+            all of them, less shortcut discovery in a quick report).
             The summary is always built from what the chosen sections hold.
         quick: use ``ReportSettings.quick_settings()`` (ignored when ``settings`` is given).
         settings: the budget of every check (default: full or quick).
@@ -137,13 +146,14 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
         chosen sections, ``caveats``, ``figures`` (plotly JSON), ``images`` (base64 PNG) and ``timing``.
         Every figure carries the CLI command that prints it again.
     """
+    from nnkit.report.discovery import discovery_section
     from nnkit.report.explanations import confounding_section, saliency_section, sanity_section
     from nnkit.report.model_card import model_card
     from nnkit.report.robustness import leaderboard, one_pixel_section, patch_section
 
     t0 = time.perf_counter()
-    chosen = parse_sections(sections)
     s = (settings or ReportSettings.make(quick)).validate()
+    chosen = parse_sections(sections, s.quick)
     info = run if isinstance(run, RunInfo) else RunStore().get(run)
     dev = get_device(device)
     steps = _Steps(_costs(chosen, s), on_progress, stop_event)
@@ -192,6 +202,10 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
         exp["sanity"] = sanity_section(info, dataset, model, s, assets, **common)
         steps.finish()
         report["explanations"] = exp
+    if "discovery" in chosen:
+        steps.start("discovery", f"shortcut discovery, {s.discovery_n} images per class")
+        report["discovery"] = discovery_section(info, dataset, model, s, assets, **common)
+        steps.finish()
     report["summary"] = {"findings": findings(report)}
     report["caveats"] = caveats(report)
     report["figures"] = assets.figures

@@ -46,6 +46,8 @@ def explain_cmd(run_id: str, s: ReportSettings, device: str | None = None) -> st
 def confounding_cmd(run_id: str, data: str | None, s: ReportSettings, device: str | None = None) -> str:
     """``nnkit confounding`` on the report's images (``--data`` when the check uses other data than the run's)."""
     extra = ["--data", data] if data else []
+    if s.confounding_mask_box is not None:
+        extra += ["--mask-box", s.confounding_mask_box]
     return _cmd(["confounding", run_id, *extra, "--n", s.confounding_n, "--seed", s.seed, "--methods",
                  _join(s.confounding_methods), "--json"], device)
 
@@ -56,11 +58,21 @@ def sanity_cmd(run_id: str, s: ReportSettings, device: str | None = None) -> str
                  "--steps", s.sanity_steps, "--json"], device)
 
 
+def discover_cmd(run_id: str, s: ReportSettings, device: str | None = None) -> str:
+    """``nnkit discover`` (shortcut discovery, every class) on the report's images, method and seed."""
+    return _cmd(["discover", run_id, "--all", "--n", s.discovery_n, "--seed", s.seed, "--method", s.discovery_method,
+                 "--json"], device)
+
+
 def report_cmd(run_id: str, sections: list[str], s: ReportSettings, device: str | None = None) -> str:
     """``nnkit report`` with these sections and settings (``--set`` for every setting off its preset)."""
     base = ReportSettings.make(s.quick).to_dict()
     args = ["report", run_id, "--out", "report.html", "--sections", _join(sections)] + (["--quick"] if s.quick else [])
+    if s.confounding_mask_box is not None:
+        args += ["--mask-box", s.confounding_mask_box]
     for key, value in s.to_dict().items():
+        if key == "confounding_mask_box":
+            continue  # given as --mask-box above
         if value != base[key] and value is not None:
             args += ["--set", f"{key}={_join(value) if isinstance(value, list) else value}"]
     return _cmd(args, device)

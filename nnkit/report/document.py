@@ -3,14 +3,16 @@
 A block is a tuple whose first item names its kind:
 ``("heading", level, text, anchor)``, ``("text", text)``, ``("findings", [finding, ...])``,
 ``("pairs", [(label, value), ...])``, ``("table", headers, rows)``, ``("list", [text, ...])``,
-``("figure", id)``, ``("images", [id, ...])`` (shown side by side), ``("code", text)``. Renderers only format blocks, so both formats
-show the same content in the same order.
+``("figure", id, cli)``, ``("images", [id, ...], [cli, ...])`` (shown side by side), ``("code", text)``, where a
+figure's or image's ``cli`` is the command to print under it (None when the section already shows it: each command
+is printed once). Renderers only format blocks, so both formats show the same content in the same order.
 """
 
 from __future__ import annotations
 
 SECTION_TITLES = {"summary": "Summary", "model_card": "Model card", "robustness": "Robustness",
-                  "explanations": "Explanations", "caveats": "Caveats and recommendations",
+                  "explanations": "Explanations", "discovery": "Shortcut discovery",
+                  "caveats": "Caveats and recommendations",
                   "reproduce": "Reproduce"}
 
 
@@ -94,8 +96,8 @@ def _robustness(rob: dict) -> list:
          [[r["attack"], r["threat_model"], r["eps"], pct(r["clean_acc"]), pct(r["robust_acc"]),
            pct(r["success_rate"]), num(r["n_queries"]), num(r["n_images"])] for r in rob["leaderboard"]]),
         ("heading", 3, "Single-pixel attack", "one_pixel"),
-        ("text", f"{op['paper']}. Threat model {op['threat_model']}. Untargeted, on {ops['images']} {rob['split']} "
-                 f"images; differential evolution with population {ops['popsize']} and {ops['generations']} "
+        ("text", f"{op['paper']}. Threat model {op['threat_model']}. Untargeted, on {ops['n']} {rob['split']} "
+                 f"images ({ops.get('images', 'the first ' + str(ops['n']))}); differential evolution with population {ops['popsize']} and {ops['generations']} "
                  f"generations (at most {num(ops['max_queries_per_image'])} queries per image"
                  + ("; the paper uses 400 × 100, so these success rates are lower bounds" if ops["reduced_budget"]
                     else "") + f"), seed {ops['seed']}. Success is measured on the images classified correctly."),
@@ -108,9 +110,10 @@ def _robustness(rob: dict) -> list:
         ("code", "\n".join(r["cli"] for r in op["results"])),
         ("heading", 3, "Universal patch", "patch"),
         ("text", f"{pa['paper']}. Threat model {pa['threat_model']}. A {pas['shape']} patch is optimised for "
-                 f"{pas['steps']} steps over the first {num(pas['train_n'])} training images to make the model "
-                 f"answer {pas['target_name']} ({pas['target_reason']}), then pasted at random places on the first "
-                 f"{pas['n']} {rob['split']} images; seed {pas['seed']}. Success counts the held-out images not of "
+                 f"{pas['steps']} steps over {num(pas['train_n'])} training images "
+                 f"({pas.get('train_images', 'the first ones')}) to make the model "
+                 f"answer {pas['target_name']} ({pas['target_reason']}), then pasted at random places on "
+                 f"{pas['n']} {rob['split']} images ({pas.get('images', 'the first ones')}); seed {pas['seed']}. Success counts the held-out images not of "
                  "the target class that the model then calls the target."),
         ("table", ["area", *_ATTACK_HEADERS], [_attack_row(pct(r["area"], 0), r["attack"]) for r in pa["results"]]),
         *[("figure", f) for f in pa["figures"]],
@@ -128,7 +131,8 @@ def _confounding(cf: dict) -> list:
     info = cf["info"]
     blocks += [
         ("text", f"Verdict: {verdict}. {cf['reason']}"),
-        ("text", f"Data: {info['data']}/{info['split']}, {cf['n']} images, mask: {info['mask']} "
+        ("text", f"Data: {info['data']}/{info['split']}, {cf['n']} images, mask: "
+                 f"{(info.get('box') or {}).get('text', info['mask'])} "
                  f"({pct(cf['area_share'])} of the image); {cf['data_choice']}."),
         ("table", ["test", "kind", "value", "threshold", "passed", "in words"],
          [[e["test"], e["kind"], num(e["value"], 3), num(e["threshold"], 3), "yes" if e["passed"] else "no",
@@ -137,6 +141,7 @@ def _confounding(cf: dict) -> list:
          [[m["label"], num(m["relevance_mass"], 3), num(m["mass_ratio"], 1), pct(m["pointing_game"], 0)]
           for m in cf["methods"].values()]),
         *[("figure", f) for f in cf["figures"]],
+        *([("images", cf["images"])] if cf.get("images") else []),
         ("code", cf["cli"]),
     ]
     return blocks
@@ -149,7 +154,7 @@ def _explanations(exp: dict) -> list:
     blocks = [
         ("heading", 2, SECTION_TITLES["explanations"], "explanations"),
         ("heading", 3, "Saliency", "saliency"),
-        ("text", f"{st['n']} {st['split']} images drawn with seed {st['seed']} (positions "
+        ("text", f"{st['n']} {st['split']} images, {st.get('selection', 'drawn with seed ' + str(st['seed']))} (positions "
                  f"{', '.join(str(i) for i in st['indices'])}); each method explains the predicted class. The model "
                  f"classifies {pct(sal['accuracy'], 0)} of them correctly."),
         ("images", sal["images"]),
@@ -170,6 +175,40 @@ def _explanations(exp: dict) -> list:
         *[("figure", f) for f in sa["figures"]],
         ("code", sa["cli"]),
     ]
+    return blocks
+
+
+def _box_text(box) -> str:
+    return ",".join(str(v) for v in box)
+
+
+def _discovery(dc: dict) -> list:
+    rows = []
+    for c in dc["classes"]:
+        best = c["candidates"][0]  # ranked: the top candidate when one passes, else the best-scoring region
+        rows.append([c["class_name"], num(c["n"]), num(c["n_clusters"]), num(c["eigengap"], 3),
+                     _box_text(best["box"]), f"{num(best['concentration'], 1)}×", pct(best["recurrence"], 0),
+                     "yes" if best["passed"] else f"no: {best['why']}"])
+    found = [c for c in dc["classes"] if c["top_candidate"] is not None]
+    blocks = [
+        ("heading", 2, SECTION_TITLES["discovery"], "discovery"),
+        ("text", f"{dc['paper']}: per class, the {dc['method']} maps of {dc['n']} {dc['split']} images (fewer where "
+                 f"a class has fewer; seeded, stratified, seed {dc['seed']}) are clustered by spectral clustering, "
+                 "the number of clusters chosen by the eigengap; each cluster's prototype gives the compact box "
+                 "where its relevance concentrates, and the concentration (relevance mass in the box over its area "
+                 "share). " + dc["rules_text"]),
+        ("table", ["class", "images", "clusters", "eigengap", "best region (x0,y0,x1,y1)", "concentration",
+                   "recurs", "candidate"], rows),
+    ]
+    if found:
+        blocks += [("text", f"Candidate confounders in {len(found)} of {len(dc['classes'])} classes ("
+                            + ", ".join(f"{c['class_name']}: box {c['check_box']}" for c in found)
+                            + "). The boxes were discovered, not given: the confounding check below proves or clears "
+                            "each on its class's images."),
+                   ("code", "\n".join(c["check_cli"] for c in found))]
+    else:
+        blocks.append(("text", "No region passed the candidate rules in any class."))
+    blocks += [*[("figure", f) for f in dc["figures"]], ("images", dc["images"]), ("code", dc["cli"])]
     return blocks
 
 
@@ -195,6 +234,8 @@ def blocks(report: dict) -> list:
         out += _robustness(report["robustness"])
     if "explanations" in report:
         out += _explanations(report["explanations"])
+    if "discovery" in report:
+        out += _discovery(report["discovery"])
     if report["caveats"]:
         out += [("heading", 2, SECTION_TITLES["caveats"], "caveats"), ("list", report["caveats"])]
     settings = [(k, ", ".join(str(v) for v in val) if isinstance(val, list) else str(val))
@@ -202,6 +243,36 @@ def blocks(report: dict) -> list:
     out += [("heading", 2, SECTION_TITLES["reproduce"], "reproduce"),
             ("text", "This report again (the figures repeat for the same run and seed; timings differ):"),
             ("code", s["command"]), ("pairs", settings)]
+    return _each_command_once(out, report)
+
+
+def _each_command_once(items: list, report: dict) -> list:
+    """Show every command once per section, next to the first figure or image it reproduces.
+
+    Figures become ``("figure", id, cli)`` and image rows ``("images", [id, ...], [cli, ...])``, with None
+    for a command already shown above in the same section; a code block keeps only the lines not shown yet
+    and is dropped when none is left. Renderers print the cli of the block, not the entry's.
+    """
+    out, shown = [], set()
+    for b in items:
+        if b[0] == "heading":
+            shown = set()
+        elif b[0] in ("figure", "images"):
+            keys = [b[1]] if b[0] == "figure" else list(b[1])
+            entries = report["figures" if b[0] == "figure" else "images"]
+            clis = []
+            for key in keys:
+                cli = entries[key].get("cli") or None
+                clis.append(cli if cli not in shown else None)
+                shown.add(cli)
+            b = ("figure", b[1], clis[0]) if b[0] == "figure" else ("images", keys, clis)
+        elif b[0] == "code":
+            lines = [line for line in b[1].splitlines() if line not in shown]
+            shown.update(lines)
+            if not lines:
+                continue
+            b = ("code", "\n".join(lines))
+        out.append(b)
     return out
 
 

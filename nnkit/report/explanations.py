@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import torch
 
-from nnkit.confounding import cascading_randomization, check_dataset, faithfulness
+from nnkit.confounding import cascading_randomization, check_dataset, control_masks, faithfulness, select_images
 from nnkit.data.base import Dataset
+from nnkit.data.select import describe_selection
 from nnkit.errors import NnkitError
 from nnkit.plots_explain import deletion_insertion_curves, randomisation_curves, relevance_ratio_bars
 from nnkit.report.assets import Assets, plain
@@ -37,27 +38,35 @@ def saliency_section(info: RunInfo, dataset: Dataset, model: torch.nn.Module, s:
         Settings, the rows' ``true→predicted`` titles, the images' accuracy and the grid's image id.
     """
     chosen, idx = choose_images(dataset.split("test"), s.saliency_n, s.seed)
+    selection = describe_selection(dataset.split("test").labels, idx, s.seed)
     grid = explain_grid(model, chosen.images, chosen.labels, dataset.class_names, list(s.saliency_methods),
                         "predicted", batch_size=64, device=device, seed=s.seed, on_progress=on_progress,
                         stop_event=stop_event)
     cmd = explain_cmd(info.run_id, s, cli_device)
-    image = assets.image("saliency_grid", render_grid_png(grid.images, grid.maps), title="Saliency grid",
+    image = assets.image("saliency_grid", render_grid_png(grid.images, grid.maps, row_titles=grid.rows),
+                         title="Saliency grid",
                          section=SECTION, cli=cmd, caption="One row per test image (first column), then where each "
                          "attribution method finds the evidence for the predicted class (bright: more relevant). "
-                         "Rows: " + ", ".join(grid.rows) + ".")
-    return {"settings": {"n": len(idx), "indices": idx, "seed": s.seed, "methods": grid.methods,
-                         "target": "predicted", "split": "test"},
+                         "Each row is labelled true class → predicted class.")
+    return {"settings": {"n": len(idx), "indices": idx, "seed": s.seed, "selection": selection,
+                         "methods": grid.methods, "target": "predicted", "split": "test"},
             "rows": grid.rows, "accuracy": grid.accuracy, "cli": cmd, "images": [image]}
 
 
-def confounding_data(info: RunInfo, dataset: Dataset) -> tuple[Dataset | None, str | None, str]:
+def confounding_data(info: RunInfo, dataset: Dataset, mask_box: str | None = None) -> tuple[Dataset | None, str | None, str]:
     """The data a confounding check of this run uses.
 
+    Args:
+        info, dataset: the run and its own data.
+        mask_box: the suspected confounder named by the user (``--mask-box``), or None.
+
     Returns:
-        ``(dataset or None, the --data name or None, why)``: the run's own data when it carries confounder
-        masks; its confounded variant (e.g. ``shapes-confounded`` for a ``shapes`` run) otherwise; None
-        with the reason when neither exists.
+        ``(dataset or None, the --data name or None, why)``: the run's own data with the user's box when one
+        is given; the run's own data when it carries confounder masks; its confounded variant (e.g.
+        ``shapes-confounded`` for a ``shapes`` run) otherwise; None with the reason when none of these exists.
     """
+    if mask_box is not None:
+        return dataset, None, f"the run's own data ({dataset.name}) with the box given with --mask-box"
     if any(split.masks is not None and bool(split.masks.any()) for split in dataset.splits.values()):
         return dataset, None, f"the run's own data ({dataset.name}) carries the confounder masks"
     variant = CONFOUNDED_VARIANT.get(dataset.name)
@@ -69,7 +78,37 @@ def confounding_data(info: RunInfo, dataset: Dataset) -> tuple[Dataset | None, s
         return other, variant, (f"the run was trained on clean {dataset.name}; it is checked on the tagged images "
                                 f"of {variant}, whose tags it never saw (a check of the check: expect no evidence)")
     return None, None, (f"{dataset.name} has no confounder masks and no confounded variant: name a suspected region "
-                        f"with `python -m nnkit confounding {info.run_id} --mask-box x0,y0,x1,y1`")
+                        f"with `python -m nnkit report {info.run_id} --mask-box x0,y0,x1,y1` (or `python -m nnkit "
+                        f"confounding {info.run_id} --mask-box x0,y0,x1,y1`), in pixels of your images")
+
+
+BOX_EXAMPLES = 4  # images on the report's picture of the box
+
+
+def _box_sheet(images: torch.Tensor, masks: torch.Tensor, control: torch.Tensor | None) -> bytes:
+    """A few model-input images side by side with the region outlined (and the control region in grey)."""
+    from PIL import Image, ImageDraw
+
+    from attacks.figures import ZOOM, png_bytes, to_pil
+    from nnkit.confounding.box import box_of
+
+    tiles = []
+    for i in range(min(BOX_EXAMPLES, images.shape[0])):
+        tile = to_pil(images[i]).convert("RGB")
+        draw = ImageDraw.Draw(tile)
+        for mask, colour, width in ((control, "#9a9a9a", 2), (masks, "#00CC96", 3)):
+            box = box_of(mask[i]) if mask is not None else None
+            if box is not None:
+                x0, y0, x1, y1 = box
+                draw.rectangle([x0 * ZOOM, y0 * ZOOM, x1 * ZOOM - 1, y1 * ZOOM - 1], outline=colour, width=width)
+        tiles.append(tile)
+    gap = 8
+    sheet = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), tiles[0].height), "white")
+    x = 0
+    for tile in tiles:
+        sheet.paste(tile, (x, 0))
+        x += tile.width + gap
+    return png_bytes(sheet)
 
 
 def confounding_section(info: RunInfo, dataset: Dataset, model: torch.nn.Module, s: ReportSettings,
@@ -78,21 +117,31 @@ def confounding_section(info: RunInfo, dataset: Dataset, model: torch.nn.Module,
     """The confounding check (``nnkit.confounding.check_dataset``) with its verdict and evidence, or why it was skipped.
 
     Returns:
-        ``{"status": "done", ...ConfoundingReport.to_dict(), "cli", "figures"}`` or
+        ``{"status": "done", ...ConfoundingReport.to_dict(), "cli", "figures", "images"}`` or
         ``{"status": "skipped", "skip_reason"}``.
     """
-    data, data_name, why = confounding_data(info, dataset)
+    data, data_name, why = confounding_data(info, dataset, s.confounding_mask_box)
     if data is None:
         return {"status": "skipped", "skip_reason": why}
-    report = check_dataset(model, data, n=s.confounding_n, seed=s.seed, methods=list(s.confounding_methods),
-                           batch_size=64, device=device, on_progress=on_progress, stop_event=stop_event)
+    images, masks, labels, chosen = select_images(data, mask_box=s.confounding_mask_box, n=s.confounding_n,
+                                                  seed=s.seed)
+    report = check_dataset(model, data, mask_box=s.confounding_mask_box, n=s.confounding_n, seed=s.seed,
+                           methods=list(s.confounding_methods), batch_size=64, device=device, on_progress=on_progress,
+                           stop_event=stop_event)
     out = plain(report.to_dict())
     cmd = confounding_cmd(info.run_id, data_name, s, cli_device)
+    mask = (out["info"].get("box") or {}).get("text", out["info"].get("mask"))
     fig = assets.figure("confounding_mass", relevance_ratio_bars(out["methods"], report.thresholds.mass_ratio),
                         title="Relevance inside the suspected confounder", section=SECTION, cli=cmd,
-                        caption=f"Relevance mass inside the mask ({out['info'].get('mask')}) over the mask's share "
+                        caption=f"Relevance mass inside the mask ({mask}) over the mask's share "
                         "of the image, per method; 1× is what the region's size alone would get.")
-    return {"status": "done", "data_choice": why, "cli": cmd, **out, "figures": [fig]}
+    control, how = control_masks(masks)
+    image = assets.image("confounding_box", _box_sheet(images, masks, control), title="The suspected confounder",
+                         section=SECTION, cli=cmd, caption=f"The region checked ({mask}), outlined "
+                         "in green on the first images of the check as the model sees them" +
+                         (f"; grey: the control region of the erasure test ({how})." if control is not None
+                          else "."))
+    return {"status": "done", "data_choice": why, "cli": cmd, **out, "figures": [fig], "images": [image]}
 
 
 def sanity_section(info: RunInfo, dataset: Dataset, model: torch.nn.Module, s: ReportSettings, assets: Assets,

@@ -64,7 +64,7 @@ def model_card(info: RunInfo, dataset: Dataset, ev: Evaluation, device: torch.de
     test = dataset.split("test")
     counts = torch.bincount(test.labels, minlength=dataset.num_classes).tolist()
     per_class = [{"class": n, "accuracy": a, "n": c} for n, a, c in zip(names, ev.per_class, counts)]
-    config = info.read_json("config.json") if (info.path / "config.json").is_file() else {}
+    config = info.optional_json("config.json") or {}  # missing or corrupt: the card goes without it
     history = [m for m in info.metrics() if "train_loss" in m]
     cmd = eval_cmd(info.run_id, cli_device)
     curves = assets.figure("training_curves", plots.training_curves(history, height=340), title="Training curves",

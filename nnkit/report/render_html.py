@@ -33,13 +33,17 @@ th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vert
 th { background: #f5f7fa; } table.pairs th { width: 180px; }
 pre { background: #f5f7fa; border: 1px solid var(--line); border-radius: 4px; padding: 8px 10px; overflow-x: auto;
       font-size: 0.8rem; white-space: pre-wrap; word-break: break-all; }
-figure { margin: 16px 0; break-inside: avoid; } figcaption { color: var(--muted); font-size: 0.88rem; }
+figure { margin: 16px 0; break-inside: avoid; } figcaption { color: var(--muted); font-size: 0.95rem; }
 figure .title { font-weight: 600; } figure img { max-width: 100%; height: auto; image-rendering: pixelated;
 border: 1px solid var(--line); }
 .plot { width: 100%; }
 .images { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
-.images figure { flex: 1 1 300px; max-width: 100%; } .images figure:only-child { flex-basis: 100%; }
-@media print { body { max-width: none; padding: 0; } nav { display: none; } h2 { break-after: avoid; } }
+/* Picture sheets keep their own width (wrapping to the next line, shrinking only to the page): the labels drawn
+   in them are small pixel text that becomes unreadable when a sheet is scaled down to fit beside another. */
+.images figure { flex: 0 1 auto; max-width: 100%; }
+/* The plotly toolbar is for the screen: it has no use on paper and covers the figure's top right corner. */
+@media print { body { max-width: none; padding: 0; } nav { display: none; } h2 { break-after: avoid; }
+               .modebar-container, .modebar { display: none !important; } }
 """
 
 
@@ -47,18 +51,18 @@ def _esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _figure(key: str, entry: dict) -> str:
+def _figure(key: str, entry: dict, cli: str | None) -> str:
     import plotly.io as pio
 
     plot = pio.to_html(entry["plotly"], include_plotlyjs=False, full_html=False, div_id=f"fig-{key}", config=CONFIG,
                        default_width="100%")
-    cli = f"<pre>{_esc(entry['cli'])}</pre>" if entry.get("cli") else ""
+    cli = f"<pre>{_esc(cli)}</pre>" if cli else ""
     return (f'<figure id="{_esc(key)}" class="report-figure"><div class="title">{_esc(entry["title"])}</div>'
             f'<div class="plot">{plot}</div><figcaption>{_esc(entry["caption"])}</figcaption>{cli}</figure>')
 
 
-def _image(key: str, entry: dict) -> str:
-    cli = f"<pre>{_esc(entry['cli'])}</pre>" if entry.get("cli") else ""
+def _image(key: str, entry: dict, cli: str | None) -> str:
+    cli = f"<pre>{_esc(cli)}</pre>" if cli else ""
     width = min(entry["width"], 980)
     return (f'<figure id="{_esc(key)}" class="report-image"><div class="title">{_esc(entry["title"])}</div>'
             f'<img alt="{_esc(entry["title"])}" width="{width}" src="data:{entry["mime"]};base64,{entry["base64"]}">'
@@ -91,9 +95,9 @@ def _block(b, report: dict) -> str:
     if kind == "list":
         return "<ul>" + "".join(f"<li>{_esc(t)}</li>" for t in b[1]) + "</ul>"
     if kind == "figure":
-        return _figure(b[1], report["figures"][b[1]])
+        return _figure(b[1], report["figures"][b[1]], b[2])
     if kind == "images":
-        return '<div class="images">' + "".join(_image(k, report["images"][k]) for k in b[1]) + "</div>"
+        return '<div class="images">' + "".join(_image(k, report["images"][k], c) for k, c in zip(b[1], b[2])) + "</div>"
     if kind == "code":
         return f"<pre>{_esc(b[1])}</pre>"
     raise ValueError(f"unknown block kind {kind!r}")

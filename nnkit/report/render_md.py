@@ -6,28 +6,42 @@ tables are Markdown tables, so the numbers read without any picture.
 
 from __future__ import annotations
 
+import re
+
 from nnkit.report.assets import image_bytes
 from nnkit.report.document import blocks, toc
+from nnkit.runs import safe_text
+
+# Markdown's inline syntax: run names and class names come from users of a shared store, and in the
+# report they must stay text (``[x](http://...)`` or ``![](...)`` never becomes a link or an image).
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
-def _cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def _esc(value) -> str:
+    """``value`` as Markdown source that renders as exactly its text, on one line."""
+    return _SPECIAL.sub(r"\\\1", safe_text(str(value)).replace("\n", " "))
 
 
 def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
 
 
-def _table(headers, rows) -> str:
-    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+def _table(headers, rows, bold_first: bool = False) -> str:
+    def cells(row) -> str:
+        out = [_esc(c) for c in row]
+        if bold_first and out and out[0]:
+            out[0] = f"**{out[0]}**"
+        return " | ".join(out)
+
+    lines = ["| " + " | ".join(_esc(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + cells(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _picture(entry: dict, path: str) -> str:
-    text = f"**{entry['title']}**\n\n![{entry['title']}]({path})\n\n*{entry['caption']}*"
-    if entry.get("cli"):
-        text += f"\n\n```\n{entry['cli']}\n```"
+def _picture(entry: dict, path: str, cli: str | None) -> str:
+    text = f"**{_esc(entry['title'])}**\n\n![{_esc(entry['title'])}]({path})\n\n*{_esc(entry['caption'])}*"
+    if cli:
+        text += f"\n\n```\n{cli}\n```"
     return text
 
 
@@ -50,28 +64,28 @@ def render_markdown(report: dict, folder: str) -> tuple[str, dict[str, bytes]]:
     for i, b in enumerate(items):
         kind = b[0]
         if kind == "heading":
-            parts.append(f"{'#' * b[1]} {b[2]}")
+            parts.append(f"{'#' * b[1]} {_esc(b[2])}")
         elif kind == "text":
-            parts.append(b[1])
+            parts.append(_esc(b[1]))
             if i == 1:  # under the title line: the contents, with GitHub's heading anchors
-                parts.append("Contents: " + " · ".join(f"[{t}](#{_anchor(t)})" for _, t in toc(items)))
+                parts.append("Contents: " + " · ".join(f"[{_esc(t)}](#{_anchor(t)})" for _, t in toc(items)))
         elif kind == "findings":
-            parts.append("\n".join(f"{n}. **{f['headline']}.** {f['text']}" for n, f in enumerate(b[1], 1)))
+            parts.append("\n".join(f"{n}. **{_esc(f['headline'])}.** {_esc(f['text'])}" for n, f in enumerate(b[1], 1)))
         elif kind == "pairs":
-            parts.append(_table(["", ""], [[f"**{k}**", v] for k, v in b[1]]))
+            parts.append(_table(["", ""], [[k, v] for k, v in b[1]], bold_first=True))
         elif kind == "table":
             parts.append(_table(b[1], b[2]))
         elif kind == "list":
-            parts.append("\n".join(f"- {t}" for t in b[1]))
+            parts.append("\n".join(f"- {_esc(t)}" for t in b[1]))
         elif kind == "figure":
             entry = report["figures"][b[1]]
             files[f"{b[1]}.png"] = figure_png(entry["plotly"])
-            parts.append(_picture(entry, f"{folder}/{b[1]}.png"))
+            parts.append(_picture(entry, f"{folder}/{b[1]}.png", b[2]))
         elif kind == "images":
-            for key in b[1]:
+            for key, cli in zip(b[1], b[2]):
                 entry = report["images"][key]
                 files[f"{key}.png"] = image_bytes(entry)
-                parts.append(_picture(entry, f"{folder}/{key}.png"))
+                parts.append(_picture(entry, f"{folder}/{key}.png", cli))
         elif kind == "code":
             parts.append(f"```\n{b[1]}\n```")
     return "\n\n".join(parts) + "\n", files

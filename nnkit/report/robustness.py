@@ -3,6 +3,9 @@ area (Brown et al. 2017), with RobustBench-style rows (threat model, clean_acc, 
 
 Every point is ``attacks.on_run.one_pixel_on_run`` / ``patch_on_run`` through their sweeps, the same
 functions ``nnkit attack one-pixel|patch`` call, so the command stored beside each point prints it again.
+Under ``torchrun`` (``nnkit report`` inside :func:`nnkit.distributed.init_from_env`) every attack splits
+its images over the processes and gathers them (see :mod:`attacks.base`), and the universal patch is
+fitted with its gradients summed over them: the section holds the figures of one process.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def _row(attack: str, threat: str, eps: str, s: dict, cmd: str) -> dict:
 
 def one_pixel_section(info: RunInfo, s: ReportSettings, assets: Assets, *, device=None, cli_device=None,
                       on_progress: Progress | None = None, stop_event: threading.Event | None = None) -> dict:
-    """Single-pixel attack for each k of ``s.one_pixel_pixels`` on the first ``s.one_pixel_n`` test images.
+    """Single-pixel attack for each k of ``s.one_pixel_pixels`` on ``s.one_pixel_n`` test images, picked seeded
+    (``s.seed``) and stratified over the classes.
 
     Args:
         info: the run.
@@ -98,7 +102,7 @@ def one_pixel_section(info: RunInfo, s: ReportSettings, assets: Assets, *, devic
     return {
         "paper": "Su, Vargas & Sakurai, One pixel attack for fooling deep neural networks, IEEE TEVC 2019",
         "threat_model": "L0: k pixels take any colour",
-        "settings": {"pixels": ks, "n": s.one_pixel_n, "split": "test", "images": f"the first {s.one_pixel_n}",
+        "settings": {"pixels": ks, "n": s.one_pixel_n, "split": "test", "images": runs[0].extra["selection"],
                      "popsize": pop, "generations": gens, "seed": s.seed,
                      "max_queries_per_image": pop * (gens + 1),
                      "paper_budget": {"popsize": PAPER_BUDGET[0], "generations": PAPER_BUDGET[1]},
@@ -164,7 +168,8 @@ def patch_section(info: RunInfo, s: ReportSettings, confusion: list[list[int]], 
         "threat_model": "patch: a square or circle of any content pasted anywhere, rotated and scaled",
         "settings": {"kind": "universal", "areas": areas, "shape": s.patch_shape, "target": target,
                      "target_name": name, "target_reason": why, "n": s.patch_n, "train_n": s.patch_train_n,
-                     "steps": s.patch_steps, "seed": s.seed, "split": "test"},
+                     "steps": s.patch_steps, "seed": s.seed, "split": "test", "images": runs[0].extra["selection"],
+                     "train_images": runs[0].extra["train_selection"]},
         "results": results, "headline_area": area, "figures": [curve], "images": [sheet, patch],
     }
 

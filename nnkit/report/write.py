@@ -13,7 +13,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from nnkit.atomic import write_bytes, write_json, write_text
+from nnkit.atomic import check_writable, write_bytes, write_json, write_text
 from nnkit.errors import NnkitError
 from nnkit.paths import nnkit_home
 
@@ -43,28 +43,6 @@ def resolve_format(out: str | os.PathLike, fmt: str | None = None) -> str:
         raise NnkitError(f"cannot tell the format of {str(out)!r} from its suffix: end it in .html, .md, .json or "
                          ".pdf, or give --format")
     return _SUFFIXES[suffix]
-
-
-def check_writable(out: str | os.PathLike) -> Path:
-    """Make sure ``out`` can be written (its folder exists or can be made and takes new files).
-
-    Returns:
-        The expanded path; a one-line NnkitError otherwise (checked before any work is done).
-    """
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise NnkitError(f"--out {str(path)!r} is a folder: give a file name such as {path / 'report.html'}")
-    parent = path.parent
-    blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise NnkitError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NnkitError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise NnkitError(f"cannot write {str(path)!r}: permission denied")
-    return path
 
 
 def write_report(report: dict, out: str | os.PathLike, fmt: str | None = None) -> list[Path]:

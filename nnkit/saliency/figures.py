@@ -7,6 +7,7 @@ Plotly figures are returned, never shown: the dashboard page shows them, the CLI
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -128,7 +129,8 @@ def blend(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.55) -> torc
     return (1 - alpha) * rgb + alpha * heat
 
 
-def render_grid_png(images: torch.Tensor, maps: dict[str, torch.Tensor], scale: int = 4, alpha: float = 0.55) -> bytes:
+def render_grid_png(images: torch.Tensor, maps: dict[str, torch.Tensor], scale: int = 4, alpha: float = 0.55,
+                    row_titles: list[str] | None = None) -> bytes:
     """The images × methods grid as PNG bytes (torchvision's make_grid, PIL for the titles).
 
     Args:
@@ -136,12 +138,14 @@ def render_grid_png(images: torch.Tensor, maps: dict[str, torch.Tensor], scale: 
         maps: ``{method label: N×H×W map}``.
         scale: nearest-neighbour enlargement so that small images stay readable.
         alpha: heatmap opacity.
+        row_titles: optional text per row, written left of it (e.g. "circle→square": true → predicted).
 
     Returns:
         PNG file contents.
     """
+    import matplotlib
     import torch.nn.functional as F
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
     from torchvision.utils import make_grid
 
     n = images.shape[0]
@@ -157,12 +161,20 @@ def render_grid_png(images: torch.Tensor, maps: dict[str, torch.Tensor], scale: 
     grid = make_grid(tiles, nrow=len(columns), padding=pad, pad_value=1.0)
     arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     body = Image.fromarray(arr)
-    canvas = Image.new("RGB", (body.width, body.height + _HEADER), "white")
-    canvas.paste(body, (0, _HEADER))
+    # matplotlib's DejaVu Sans has the arrow of "true→predicted"; PIL's built-in font draws it as a box.
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 11)
+    if row_titles is not None and len(row_titles) != n:
+        raise NnkitError(f"{len(row_titles)} row titles for {n} images")
+    rows = [str(t) for t in row_titles] if row_titles is not None else []
+    left = int(max((font.getlength(t) for t in rows), default=-6)) + 6  # the row titles' column
+    canvas = Image.new("RGB", (left + body.width, body.height + _HEADER), "white")
+    canvas.paste(body, (left, _HEADER))
     draw = ImageDraw.Draw(canvas)
     tile_w = tiles.shape[-1] + pad
     for j, title in enumerate(["image", *maps]):
-        draw.text((pad + j * tile_w + 2, 1), str(title)[: max(4, tile_w // 6)], fill=(0, 0, 0))
+        draw.text((left + pad + j * tile_w + 2, 1), str(title)[: max(4, tile_w // 6)], fill=(0, 0, 0), font=font)
+    for i, title in enumerate(rows):  # vertically centred on its row of tiles
+        draw.text((2, _HEADER + pad + i * tile_w + tile_w // 2), title, fill=(0, 0, 0), font=font, anchor="lm")
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from nnkit.data.base import Split
+from nnkit.data.select import stratified_indices
 from nnkit.errors import NnkitError
 from nnkit.saliency.maps import to_map
 from nnkit.saliency.methods import METHODS, explain, parse_methods
@@ -28,12 +29,14 @@ TARGETS = ("predicted", "label")
 
 def choose_images(split: Split, n: int = 16, seed: int | None = 0,
                   indices: list[int] | None = None) -> tuple[Split, list[int]]:
-    """The images to explain: listed ones, a seeded draw, or the first ``n``.
+    """The images to explain: listed ones, a seeded stratified pick, or the first ``n``.
 
     Args:
         split: where the images come from.
         n: how many (all of them when the split is smaller).
-        seed: seed of a draw without replacement (kept in index order); None takes the first ``n``.
+        seed: seed of the pick, stratified over the classes (``nnkit.data.select.stratified_indices``, kept
+            in index order; ``describe_selection`` says it in words); None takes the first ``n`` (which
+            on a class-ordered folder split are all of the first class).
         indices: explicit image positions in the split (overrides ``n`` and ``seed``).
 
     Returns:
@@ -52,30 +55,42 @@ def choose_images(split: Split, n: int = 16, seed: int | None = 0,
     elif seed is None:
         idx = torch.arange(min(n, size))
     else:
-        idx = torch.arange(size)
-        if n < size:
-            idx = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        idx = torch.tensor(sorted(stratified_indices(split.labels, n, seed)), dtype=torch.long)
     return split.subset(idx), idx.tolist()
 
 
-def parse_indices(text: str) -> list[int]:
-    """``"0, 4, 10-12"`` → ``[0, 4, 10, 11, 12]`` (ranges inclusive, order kept, repeats dropped)."""
-    out: list[int] = []
+def parse_indices(text: str, limit: int | None = None) -> list[int]:
+    """``"0, 4, 10-12"`` → ``[0, 4, 10, 11, 12]`` (ranges inclusive, order kept, repeats dropped).
+
+    Args:
+        text: indices and ranges separated by commas or semicolons.
+        limit: the most indices allowed; a range is counted before it is expanded, so ``0-1000000`` is
+            refused at once instead of building a million-element list (issue 16).
+
+    Returns:
+        The indices; a one-line NnkitError for bad syntax, an empty or reversed range, or more than ``limit``.
+    """
+    out: dict[int, None] = {}  # an ordered set: membership checks stay O(1)
     for part in str(text).replace(";", ",").split(","):
         part = part.strip()
         if not part:
             continue
         lo, sep, hi = part.partition("-")
         try:
-            values = range(int(lo), int(hi) + 1) if sep else [int(part)]
+            values = range(int(lo), int(hi) + 1) if sep else range(int(part), int(part) + 1)
         except ValueError:
             raise NnkitError(f"image indices must be whole numbers or ranges like 3-7, got {part!r}") from None
         if sep and not values:
             raise NnkitError(f"range {part!r} is empty: write the smaller number first")
-        out.extend(v for v in values if v not in out)
+        count = values.stop - values.start  # computed, not counted (len() overflows past 2**63)
+        if limit is not None and count > limit:
+            raise NnkitError(f"range {part!r} holds {count:,} images; at most {limit} are allowed")
+        out.update(dict.fromkeys(values))
+        if limit is not None and len(out) > limit:
+            raise NnkitError(f"{len(out):,} or more image indices given; at most {limit} are allowed")
     if not out:
         raise NnkitError("no image index given: write e.g. 0, 4, 10-12")
-    return out
+    return list(out)
 
 
 @dataclass

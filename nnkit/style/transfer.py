@@ -25,13 +25,19 @@ import torch
 
 from nnkit.device import describe_device, get_device
 from nnkit.errors import Cancelled, NnkitError
-from nnkit.seeding import seed_everything
+from nnkit.seeding import check_seed, seed_everything
 from nnkit.style.images import resize_longer
 from nnkit.style.vgg import CONTENT_LAYER, STYLE_LAYERS, WEIGHT_CHOICES, FeatureNet, load_feature_net
+from nnkit.validate import check_number, check_whole
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 RANGE_WEIGHT = 1e4  # weight of the penalty on pixels outside [0, 1]
+MIN_SIZE = 16  # VGG-19 pools four times: below 16 px the deepest style layer has no pixels left
+# At 1024 px one forward and backward pass keeps about 3 GB of VGG-19 activations (the first block alone is
+# 4 maps of 64×1024×1024 floats) and a CPU step takes minutes; 100,000 px would ask for terabytes.
+MAX_SIZE = 1024
+MAX_STEPS = 10_000  # loss evaluations; the defaults converge in 300
 
 
 @dataclass
@@ -53,19 +59,20 @@ class StyleConfig:
 
     def validate(self) -> StyleConfig:
         """Raise a one-line NnkitError for a bad value; return self."""
-        if self.steps < 1:
-            raise NnkitError(f"steps must be at least 1, got {self.steps}")
-        if self.size < 16:
-            raise NnkitError(f"size must be at least 16 pixels, got {self.size}")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
-            raise NnkitError("content, style and TV weights must be >= 0")
+        check_whole("steps", self.steps, 1, MAX_STEPS)
+        check_whole("size", self.size, MIN_SIZE, MAX_SIZE)
+        for key in ("content_weight", "style_weight", "tv_weight"):
+            check_number(key, getattr(self, key), 0)
+        check_whole("preview_every", self.preview_every, 0, MAX_STEPS)
+        if self.seed is not None:
+            check_seed(self.seed)
         if self.optimizer not in OPTIMIZERS:
             raise NnkitError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.init not in INITS:
             raise NnkitError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
         if self.weights not in WEIGHT_CHOICES:
             raise NnkitError(f"unknown weights {self.weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
-        if self.lr is not None and not self.lr > 0:
+        if self.lr is not None and not check_number("lr", self.lr) > 0:
             raise NnkitError(f"lr must be positive, got {self.lr}")
         return self
 

@@ -1,7 +1,8 @@
 """The feature network of style transfer: VGG-19 (Simonyan & Zisserman 2015) up to relu5_1.
 
 Pretrained ImageNet weights come through torchvision when its cache holds them or the network can
-fetch them. Offline (NNKIT_OFFLINE=1, or a failed download) the network keeps seeded random He
+fetch them, and are only ever read as plain tensors (``weights_only=True``): a cached file holding other
+pickled objects is refused with a warning and the random network is used. Offline (NNKIT_OFFLINE=1, or a failed download) the network keeps seeded random He
 initialised weights instead: random convolution stacks still carry texture statistics (He, Wang &
 Hopcroft 2016; Ustyuzhaninov, Brendel, Gatys & Bethge 2017), and the losses are normalised per
 layer (see ``nnkit.style.transfer``) because random layers differ in scale by orders of magnitude.
@@ -17,6 +18,7 @@ import contextlib
 import io
 import logging
 import os
+import pickle
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -56,6 +58,11 @@ def _layers() -> tuple[nn.Sequential, list[str]]:
     return nn.Sequential(*modules), names
 
 
+# Why the ImageNet weights are missing when the machine cannot fetch them, and what the run uses instead.
+OFFLINE = "offline"
+OFFLINE_NOTE = "offline: using a random VGG-19 (style only, no ImageNet features)"
+
+
 def _cached_file(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
@@ -67,13 +74,26 @@ def _imagenet_state(allow_download: bool) -> tuple[dict | None, str]:
     url = VGG19_Weights.IMAGENET1K_V1.url
     cached = _cached_file(url).is_file()
     if not cached and not allow_download:
-        return None, "not in the torchvision cache and downloads are off (NNKIT_OFFLINE)"
+        return None, OFFLINE + " (NNKIT_OFFLINE is set)"
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # an unreachable host must not hang the job
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # torch.hub writes "Downloading ..."; library code is quiet
-            state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, map_location="cpu")
-    except Exception as exc:  # no network, a proxy, a truncated file
+            # weights_only: the cache is a plain file anyone with write access could replace, and torch.hub checks
+            # the hash of downloads only; unpickling a planted file would run its code (issue 16).
+            state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, map_location="cpu",
+                                                       weights_only=True)
+    except pickle.UnpicklingError:  # not plain tensors: a planted or foreign file, never executed
+        path = _cached_file(url)
+        log.warning("refused to load %s: it holds more than plain tensors (weights-only loading failed); "
+                    "using random VGG-19 weights", path)
+        return None, f"the cached file {path} is not a plain weights file and was not loaded"
+    except OSError as exc:  # URLError, a failed name lookup, a timeout: no network here
+        # The raw "<urlopen error ...>" goes to the log only; people are told plainly that they are offline.
+        log.info("VGG-19 ImageNet weights could not be downloaded: %s", str(exc).splitlines()[0][:200] if str(exc)
+                 else type(exc).__name__)
+        return None, OFFLINE
+    except Exception as exc:  # a proxy's error page, a truncated file, a hash mismatch
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         return None, f"download failed ({reason})"
     finally:
@@ -150,6 +170,9 @@ def load_feature_net(weights: str = "auto", device: torch.device | str = "cpu") 
             raise NnkitError(f"VGG-19 ImageNet weights unavailable: {how}")
         log.info("VGG-19 ImageNet weights unavailable (%s); using random weights", how)
         fallback = f"; ImageNet weights unavailable: {how}"
+        if how.startswith(OFFLINE):  # the usual case in a classroom: one plain line (issue 17)
+            desc = OFFLINE_NOTE + how[len(OFFLINE):].replace(" (", "; ").replace(")", "")
+            fallback = None
     else:
         fallback = ""
     # He initialisation as torchvision's VGG uses it, from a fixed seed without touching the global RNG.
@@ -159,5 +182,6 @@ def load_feature_net(weights: str = "auto", device: torch.device | str = "cpu") 
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
-    desc = f"VGG-19 with random He-initialised weights (seed {RANDOM_SEED}), per-layer normalised losses{fallback}"
+    if fallback is not None:
+        desc = f"VGG-19 with random He-initialised weights (seed {RANDOM_SEED}), per-layer normalised losses{fallback}"
     return FeatureNet(body, names, False, desc).to(device)

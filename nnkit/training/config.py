@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from nnkit.errors import NnkitError
+from nnkit.seeding import check_seed
+from nnkit.validate import check_number, check_whole
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTATIONS = ("none", "flip", "crop", "flip+crop")
+# Bounds that no useful run reaches; they turn a typo (an extra zero or ten) into an error, not a week of work.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1 << 16  # 65,536 images of 224×224×3 in float32 are already 39 GB
+MAX_STEPS = 10_000_000
 
 
 @dataclass
@@ -34,23 +40,45 @@ class TrainConfig:
     device: str | None = None  # cpu | cuda | mps | None (auto, or $NNKIT_DEVICE)
     name: str | None = None  # a name to refer to the run by
     max_steps: int | None = None  # stop after this many optimiser steps (tests, quick demos)
+    sync_bn: bool = False  # CUDA under torchrun: SyncBatchNorm (BatchNorm statistics over all ranks)
 
     def validate(self) -> TrainConfig:
-        """Raise a one-line NnkitError for a bad value; return self."""
+        """Raise a one-line NnkitError for a bad value; return self.
+
+        The one check of a training config: train() calls it before any data is built, so the CLI and the
+        dashboard refuse the same values (a NaN or infinite rate would store a run of NaN weights).
+        """
         if self.optimizer not in OPTIMIZERS:
             raise NnkitError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise NnkitError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTATIONS:
             raise NnkitError(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTATIONS)}")
-        if not self.lr > 0:
-            raise NnkitError(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise NnkitError("epochs and batch size must be at least 1")
-        if not 0 <= self.val_fraction < 1:
-            raise NnkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.early_stopping < 0 or (self.max_steps is not None and self.max_steps < 1):
-            raise NnkitError("early_stopping must be >= 0 and max_steps >= 1")
+        lr = check_number("lr", self.lr)
+        if not lr > 0:
+            raise NnkitError(f"lr must be positive, got {lr}")
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("val_fraction", self.val_fraction, 0, 1, high_open=True)
+        check_whole("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_whole("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_whole("early_stopping", self.early_stopping, 0, MAX_EPOCHS)
+        if self.max_steps is not None:
+            check_whole("max_steps", self.max_steps, 1, MAX_STEPS)
+        if self.seed is not None:
+            check_seed(self.seed)
+        if not isinstance(self.model_opts, dict) or not isinstance(self.data_opts, dict):
+            raise NnkitError("model_opts and data_opts must be KEY=VALUE mappings")
+        if self.model_opts.get("dropout") is not None:
+            check_number("dropout", self.model_opts["dropout"], 0, 1, high_open=True)
+        # Names and dataset options too, before a folder of images is read for minutes (nnkit.data.options).
+        from nnkit.data.registry import check_dataset
+        from nnkit.models import list_models
+
+        check_dataset(self.data, self.data_opts)
+        models = [e.name for e in list_models()]
+        if self.model not in models:
+            raise NnkitError(f"unknown model {self.model!r}: choose one of {', '.join(models)}")
         return self
 
     def to_dict(self) -> dict:

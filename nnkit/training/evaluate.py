@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from nnkit import distributed
 from nnkit.data.base import Split
 
 
@@ -42,25 +43,36 @@ class Evaluation:
                 "confusion": self.confusion, "n": self.n}
 
 
-def evaluate(model: torch.nn.Module, split: Split, num_classes: int, batch_size: int = 512) -> Evaluation:
+def evaluate(model: torch.nn.Module, split: Split, num_classes: int, batch_size: int = 512, *,
+             sharded: bool = False) -> Evaluation:
     """Evaluate ``model`` on ``split``.
 
     Args:
         model: a classifier taking [0, 1] images.
         split: images and labels.
         num_classes: size of the confusion matrix.
+        sharded: under torchrun, every rank predicts its share of the images (``images[rank::N]``) and
+            the predictions and per-image losses are gathered, so every rank returns the figures of the
+            whole split, computed as one process computes them. Every rank must call it.
 
     Returns:
         Evaluation with accuracy (0..1), mean cross-entropy, per-class accuracy and confusion matrix.
     """
-    logits = predict_logits(model, split.images, batch_size)
+    everyone = torch.arange(len(split))
+    mine = distributed.shard(everyone) if sharded else everyone
+    logits = predict_logits(model, split.images[mine], batch_size)
     labels = split.labels.cpu()
     pred = logits.argmax(1)
+    losses = F.cross_entropy(logits, labels[mine], reduction="none") if len(mine) else torch.empty(0)
+    if sharded and distributed.world().size > 1:
+        parts = distributed.all_gather((pred, losses))
+        pred = torch.tensor(distributed.unshard([p.tolist() for p, _ in parts], len(split)), dtype=torch.long)
+        losses = torch.tensor(distributed.unshard([q.tolist() for _, q in parts], len(split)))
     confusion = torch.bincount(labels * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
     totals = confusion.sum(1).clamp(min=1)
     return Evaluation(
         accuracy=float((pred == labels).float().mean()) if len(labels) else 0.0,
-        loss=float(F.cross_entropy(logits, labels)) if len(labels) else 0.0,
+        loss=float(losses.mean()) if len(labels) else 0.0,
         per_class=(confusion.diag() / totals).tolist(),
         confusion=confusion.tolist(),
         n=len(labels),

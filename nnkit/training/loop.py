@@ -3,11 +3,19 @@
 Data stays on the device as tensors and batches are drawn by index (no DataLoader workers), which
 keeps small-image training close to the speed of a bare PyTorch loop (see bench/train_speed.py).
 On CUDA it trains in mixed precision (bf16 autocast) with channels_last memory layout.
+
+The same code trains on one process or, under ``torchrun`` (see :mod:`nnkit.distributed`), data-parallel
+on N: ``batch_size`` stays the global batch; every rank draws the same seeded permutation and the same
+augmentation for the whole batch and keeps its share (``batch[rank::N]``), and DistributedDataParallel
+sums the gradients, so N ranks take the steps of one process with the same seed (up to float rounding).
+Logged losses and accuracies, validation, test evaluation and early stopping are reduced over all
+ranks; rank 0 alone writes the run.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from nnkit import data as datasets
-from nnkit import models
+from nnkit import distributed, models
 from nnkit.data.base import Dataset, Split
-from nnkit.device import describe_device, get_device
-from nnkit.errors import Cancelled
+from nnkit.device import describe_device
+from nnkit.errors import Cancelled, NnkitError
 from nnkit.runs.store import RunStore
-from nnkit.seeding import seed_everything
+from nnkit.seeding import item_seed, seed_everything
 from nnkit.training.augment import augment_batch
 from nnkit.training.config import TrainConfig
 from nnkit.training.evaluate import Evaluation, evaluate
@@ -39,7 +47,7 @@ class Progress:
     step: int  # optimiser steps done so far
     total_steps: int
     loss: float  # batch loss ("batch") or mean train loss over the epoch ("epoch")
-    metrics: dict = field(default_factory=dict)  # epoch events: train/val accuracy and loss, lr, seconds
+    metrics: dict = field(default_factory=dict)  # epoch: train/val accuracy and loss, lr, seconds; batch: accuracy
 
 
 @dataclass
@@ -97,6 +105,19 @@ def _scheduler(config: TrainConfig, opt, total_steps: int):
     return None
 
 
+def check_finite_loss(loss: float, epoch: int, step: int, what: str = "training loss") -> None:
+    """Raise a one-line NnkitError when ``loss`` is NaN or infinite (the caller then aborts the run).
+
+    Args:
+        loss: the epoch's mean loss (a non-finite batch makes it non-finite too).
+        epoch, step: where training stood when the loss was checked (1-based epoch, steps done).
+        what: the loss's name in the message.
+    """
+    if not math.isfinite(loss):
+        raise NnkitError(f"{what} became {loss} in epoch {epoch} (by step {step}): the run is not saved; "
+                         "lower the learning rate (--lr), or check the data for NaN values")
+
+
 def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = None,
           stop_event: threading.Event | None = None, store: RunStore | None = None) -> TrainResult:
     """Train a classifier and save it as a complete run.
@@ -108,13 +129,46 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
             ``nnkit.errors.Cancelled`` is raised.
         store: the run store (default: ``$NNKIT_HOME/runs``).
 
+    Under a launcher (RANK / WORLD_SIZE set, e.g. ``torchrun``) every rank calls this; see the module
+    docstring. A rank that dies or hangs makes the others raise one NnkitError, and no run is saved.
+
     Returns:
         TrainResult with the run id, seed, test evaluation and per-epoch history.
     """
     config.validate()
+    store = store or RunStore()
+    store.check_new_name(config.name)  # before any work: control characters, a name shadowing a run id
+    with distributed.init_from_env(config.device) as world:
+        return _train(config, world, on_progress, stop_event, store)
+
+
+class _NoWriter:
+    """What ranks other than 0 write the run with: nothing (rank 0 alone writes the run)."""
+
+    def log_metrics(self, record: dict) -> None:
+        pass
+
+    def save_weights(self, model) -> None:
+        pass
+
+    def save_json(self, filename: str, obj) -> None:
+        pass
+
+    def finish(self, meta: dict) -> None:
+        return None
+
+    def abort(self) -> None:
+        pass
+
+
+def _train(config: TrainConfig, world: distributed.World, on_progress, stop_event, store) -> TrainResult:
+    """:func:`train` on this rank of ``world`` (a world of one without a launcher)."""
     t0 = time.perf_counter()
-    seed = seed_everything(config.seed)
-    device = get_device(config.device)
+    if config.batch_size < world.size:
+        raise NnkitError(f"the global batch of {config.batch_size} cannot be shared by {world.size} processes")
+    # All ranks train with one seed: a seed drawn at random is rank 0's, sent to the others.
+    seed = seed_everything(distributed.broadcast_from_master(seed_everything(config.seed)))
+    device = world.device
     dataset = load_data(config)
     train_split, val_split = _split_train_val(dataset.split("train"), config.val_fraction, seed)
     x = train_split.images.to(device)
@@ -126,6 +180,18 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+    if config.sync_bn:
+        if not cuda:
+            raise NnkitError("--sync-bn needs CUDA (SyncBatchNorm does not run on the CPU; there each rank "
+                             "keeps plain BatchNorm statistics)")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    # DDP sums the ranks' gradients during backward; a world of one trains the module itself.
+    net = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if cuda else None)
+    # Dropout draws from the global generator: one stream per rank, so ranks do not share masks.
+    torch.manual_seed(item_seed(seed, world.rank))
+    # The data order and augmentation draw from their own generator, the same on every rank.
+    data_gen = torch.Generator(device=device).manual_seed(seed)
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
     opt = _optimizer(config, model.parameters())
@@ -134,8 +200,8 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
     sched = _scheduler(config, opt, total_steps)
-    store = store or RunStore()
-    writer = store.begin(f"{config.model}-{config.data.replace('folder:', 'folder-')}")
+    label = f"{config.model}-{config.data.replace('folder:', 'folder-')}"
+    writer = store.begin(label) if world.master else _NoWriter()
     history: list[dict] = []
     best = (-1.0, None)
     stale = 0
@@ -145,21 +211,22 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
         for epoch in range(1, config.epochs + 1):
             model.train()
             t_epoch = time.perf_counter()
-            perm = torch.randperm(len(y), device=device)
+            perm = torch.randperm(len(y), generator=data_gen, device=device)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
             for b in range(steps_per_epoch):
-                if stop_event is not None and stop_event.is_set():
-                    raise Cancelled("training cancelled")
                 idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
-                xb = augment_batch(x[idx], config.augment)
-                yb = y[idx]
+                # Each rank augments the whole global batch (same draws everywhere) and keeps its share.
+                xb = distributed.shard(augment_batch(x[idx], config.augment, generator=data_gen), world)
+                yb = distributed.shard(y[idx], world)
                 if cuda:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits, yb)
+                    logits = net(xb)
+                    # Sum over the share / global batch, times N because DDP averages the ranks' gradients:
+                    # the gradient of the global batch's mean loss, however unevenly the batch is shared.
+                    loss = F.cross_entropy(logits, yb, reduction="sum") * (world.size / len(idx))
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -167,23 +234,40 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
                 if sched is not None:
                     sched.step()
                 step += 1
-                loss_d = loss.detach()
-                loss_sum += loss_d * len(yb)
+                loss_d = loss.detach().float()
+                loss_sum += loss_d * (len(idx) / world.size)
                 correct += (logits.detach().argmax(1) == yb).sum()
                 seen += len(yb)
-                if on_progress is not None:
-                    on_progress(Progress("batch", epoch, config.epochs, step, total_steps, float(loss_d)))
+                # One small all-reduce per step: the global batch loss, and a stop set on any rank (a job's
+                # cancel) reaches every rank within one batch.
+                # The batch's correct count rides along, so a live chart has accuracy from the first step.
+                stopping = 1.0 if stop_event is not None and stop_event.is_set() else 0.0
+                batch_correct = (logits.detach().argmax(1) == yb).sum().to(loss_d.dtype)
+                shared = distributed.all_reduce_sum(torch.stack([loss_d, loss_d.new_tensor(stopping), batch_correct,
+                                                                 loss_d.new_tensor(float(len(yb)))]))
+                if float(shared[1]) > 0:
+                    raise Cancelled("training cancelled")
+                if on_progress is not None and world.master:
+                    on_progress(Progress("batch", epoch, config.epochs, step, total_steps,
+                                         float(shared[0]) / world.size,
+                                         {"accuracy": float(shared[2]) / max(float(shared[3]), 1.0)}))
                 if step >= total_steps:
                     break
-            record = {"epoch": epoch, "step": step, "train_loss": float(loss_sum) / max(seen, 1),
-                      "train_accuracy": float(correct) / max(seen, 1), "lr": opt.param_groups[0]["lr"]}
+            totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(),
+                                                             loss_sum.new_tensor(seen, dtype=torch.float64)]))
+            loss_total, correct_total, seen_total = totals.tolist()
+            record = {"epoch": epoch, "step": step, "train_loss": loss_total / max(seen_total, 1),
+                      "train_accuracy": correct_total / max(seen_total, 1), "lr": opt.param_groups[0]["lr"]}
+            # Checked once per epoch on the summed loss (one sync, which the line above makes anyway): a NaN or
+            # infinite batch loss makes the sum non-finite, and a run of NaN weights must not be stored.
+            check_finite_loss(record["train_loss"], epoch, step)
             if val_split is not None:
-                val = evaluate(model, val_split, dataset.num_classes)
+                val = evaluate(model, val_split, dataset.num_classes, sharded=True)
                 record.update(val_loss=val.loss, val_accuracy=val.accuracy)
             record["seconds"] = time.perf_counter() - t_epoch
             history.append(record)
             writer.log_metrics(record)
-            if on_progress is not None:
+            if on_progress is not None and world.master:
                 on_progress(Progress("epoch", epoch, config.epochs, step, total_steps, record["train_loss"],
                                      dict(record)))
             if step >= total_steps:
@@ -199,10 +283,10 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
         if stopped_early and best[1] is not None:
             model.load_state_dict(best[1])
         model = model.to(memory_format=torch.contiguous_format).eval()
-        test = evaluate(model, dataset.split("test"), dataset.num_classes)
+        test = evaluate(model, dataset.split("test"), dataset.num_classes, sharded=True)
         seconds = time.perf_counter() - t0
         writer.save_weights(model)
-        writer.save_json("config.json", config.to_dict())
+        writer.save_json("config.json", {**config.to_dict(), "distributed": world.describe()})
         writer.save_json("eval_test.json", test.to_dict())
         meta = {
             "kind": "classifier", "name": config.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -213,10 +297,11 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
                         "n_test": len(dataset.split("test"))},
             "model": model.spec, "parameters": sum(p.numel() for p in model.parameters()),
             "test_accuracy": test.accuracy, "seconds": seconds, "epochs_run": len(history),
-            "stopped_early": stopped_early,
+            "stopped_early": stopped_early, "distributed": world.describe(),
         }
         info = writer.finish(meta)
     except BaseException:
         writer.abort()
         raise
-    return TrainResult(info.run_id, seed, seconds, test, history, stopped_early, model)
+    run_id = distributed.broadcast_from_master(info.run_id if info is not None else None)
+    return TrainResult(run_id, seed, seconds, test, history, stopped_early, model)
