@@ -5,7 +5,7 @@ STAMP := $(NNKIT_VENV)/.requirements.sha256
 REQ_HASH := $(shell sha256sum requirements.txt | cut -d' ' -f1)
 PORT ?= 8501
 
-.PHONY: app test test-slow test-gpu test-e2e lint bench bench-deps venv clean
+.PHONY: app test test-slow test-gpu test-e2e lint bench bench-deps bench-smoke venv clean
 
 # The venv is (re)installed only when requirements.txt changed (its hash is kept in the stamp).
 venv:
@@ -45,6 +45,20 @@ bench: bench-deps
 	$(PY) bench/saliency_speed.py
 	$(PY) bench/one_pixel_vs_peers.py
 	$(PY) bench/patch_vs_art.py
+
+# Every benchmark once at its smallest budget, on one tiny run in a throwaway NNKIT_HOME (CI): each script
+# still runs end to end with its peers. The figures it prints are not measurements; `make bench` measures.
+bench-smoke: bench-deps
+	@set -e; home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; export NNKIT_HOME="$$home"; \
+	$(PY) -m nnkit train --data shapes --data-opt n_train=300 --data-opt n_test=100 --model-opt widths=8,16,16 \
+		--model-opt hidden=32 --epochs 1 --seed 0 --device cpu --name bench-smoke >/dev/null; \
+	$(PY) bench/train_speed.py --quick --device cpu; \
+	$(PY) bench/quick_start.py --quick; \
+	$(PY) bench/scaling.py --nprocs 1,2 --device cpu --n-train 256 --epochs 1 --repeats 1 --widths 8,16,16; \
+	$(PY) bench/saliency_speed.py --n 4 --single-n 2 --batch-size 4 --repeats 1 --devices cpu; \
+	$(PY) bench/discover_speed.py --run bench-smoke --n 4; \
+	$(PY) bench/one_pixel_vs_peers.py --run bench-smoke --n 4 --popsize 10 --generations 2; \
+	$(PY) bench/patch_vs_art.py --run bench-smoke --steps 2 --train-n 32 --n 16 --batch-size 16
 
 clean:
 	rm -rf .pytest_cache .ruff_cache test-artifacts

@@ -8,7 +8,7 @@ from attacks.on_run import thumbnails_on_run
 from nnkit import plots_attack
 from nnkit.cli.attack import one_pixel_argv, patch_argv
 from nnkit.distributed import torchrun_command
-from nnkit.jobs import JobStatus
+from nnkit.jobs import JobStatus, get_manager
 from nnkit.jobs.attack_tasks import MAX_IMAGES, attack_images_task, attack_sweep_task
 
 ui.page_header("Attack", "How few pixels, or how small a sticker, does it take to change the active model's mind?")
@@ -72,8 +72,12 @@ with single_tab:
         strip = first if start == 0 else _thumbnails(run.run_id, int(start))
     st.plotly_chart(plots_attack.thumbnail_strip(strip["images"], strip["indices"], strip["labels"], class_names),
                     key="attack_strip", config={"displayModeBar": False})
-    method = st.segmented_control("Attack", list(METHODS), format_func=METHODS.get, default="one-pixel",
-                                  key="attack_single_method") or "one-pixel"
+    # After a reload the selector is drawn afresh: it starts at the attack of the result shown below.
+    shown = ui.current_job("attack-single")
+    shown = get_manager().get(shown, owner=ui.owner_id()).result if shown is not None else None
+    method = st.segmented_control("Attack", list(METHODS), format_func=METHODS.get, key="attack_single_method",
+                                  default=shown["attack"] if isinstance(shown, dict) and shown.get("attack") in METHODS
+                                  else "one-pixel") or "one-pixel"
     with st.form("attack_single_form"):
         chosen = st.multiselect(f"Images (test-split index, up to {MAX_IMAGES})", list(range(total)),
                                 default=list(range(min(4, total))), max_selections=MAX_IMAGES,
@@ -136,8 +140,11 @@ with single_tab:
         res = view.result
         summary, views, names = res["summary"], res["views"], res["class_names"]
         st.subheader("Result")
-        st.caption(f"Run `{res['run_id']}` · {summary['attack']} · seed {summary['seed']} · "
-                   f"{summary['seconds']:.1f} s")
+        fit = float(summary.get("fit_seconds") or 0.0)
+        goal = ("untargeted" if summary.get("target") is None
+                else f"targeted: success means the model now answers {_class(summary['target'])}")
+        st.caption(f"Run `{res['run_id']}` · {summary['attack']} · {goal} · seed {summary['seed']} · "
+                   f"{summary['seconds'] + fit:.1f} s" + (f" ({fit:.1f} s fitting the patch)" if fit else ""))
         _metrics(summary)
         for i, v in enumerate(views):
             with st.container(border=True):

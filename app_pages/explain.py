@@ -19,6 +19,7 @@ from nnkit.jobs.explain_tasks import (
     sanity_task,
     user_image_size,
 )
+from nnkit.report.explanations import CONFOUNDED_VARIANT
 from nnkit.saliency import METHODS, grid_figure, parse_methods, render_grid_png
 from nnkit.saliency.grid import parse_indices
 
@@ -34,6 +35,7 @@ SPLITS = ["test", "train", "tag-agrees", "no-tag", "tag-shuffled"]  # the last t
 # "First N" is not offered: a folder's split is stored class by class, so the first N are of one class.
 PICKS = {"random": "N picked with the seed, the same number from every class", "indices": "These indices"}
 data_names = [own] + [n for n in ui.dataset_choices() if n != own]
+MASKED_DATA = set(CONFOUNDED_VARIANT.values())  # the datasets whose images come with confounder masks
 
 
 def _data_label(name: str) -> str:
@@ -116,7 +118,11 @@ with conf_tab:
     refs = {"": "none", **{r.run_id: ui.run_label(r) for r in fits}}
     with st.form("explain_cf_form"):
         c = st.columns(3)
+        # A clean model is checked by default on its data's confounded variant (tags with masks), where the check
+        # runs without a box; the model's own data without masks needs the box below.
+        cf_default = CONFOUNDED_VARIANT.get(own)
         cf_data = c[0].selectbox("Images from", data_names, format_func=_data_label, key="explain_cf_data",
+                                 index=data_names.index(cf_default) if cf_default in data_names else 0,
                                  help="shapes-confounded carries tags and their masks: check a clean model on it too")
         cf_split = c[1].selectbox("Split", ["auto", *SPLITS], key="explain_cf_split",
                                   help="auto: tag-agrees where the data has it (every image tagged), else test")
@@ -135,7 +141,11 @@ with conf_tab:
                                     key="explain_cf_methods")
         cf_go = st.form_submit_button("Check", type="primary", icon=":material/fact_check:",
                                       disabled=ui.has_active_job("explain-confounding"))
-    if cf_go:
+    if cf_go and not cf_box.strip() and cf_data not in MASKED_DATA:
+        st.warning(f"{ui.dataset_label(cf_data)} has no confounder masks: give the suspected region in the box field "
+                   "above, or draw it under **Draw the box on an image** below and press **Use box**.",
+                   icon=":material/crop_free:")
+    elif cf_go:
         with ui.guard(stop=False):
             ui.submit_job(confounding_task, kind="confounding", title=f"Confounding check of {run.name or run.run_id}",
                           slot="explain-confounding", run_id=run.run_id, data=_data_arg(cf_data),
@@ -185,8 +195,10 @@ with conf_tab:
                                 key="explain_cf_box_chart", config={"displaylogo": False})
                 st.caption(f"The region checked: {info['box']['text']}.")
         st.markdown("**Evidence**")
+        st.caption("A tick marks a test that found evidence of reliance on the region (its value passed the "
+                   "threshold); a model that ignores the region shows no ticks.")
         st.dataframe([{"test": e["test"].replace("_", " "), "kind": e["kind"], "value": e["value"],
-                       "threshold": e["threshold"], "passed": e["passed"], "in words": e["text"]}
+                       "threshold": e["threshold"], "evidence of reliance": e["passed"], "in words": e["text"]}
                       for e in report["evidence"]], hide_index=True, width="stretch", key="explain_cf_evidence")
         st.markdown("**Per method**")
         rows = []
@@ -359,9 +371,17 @@ with discover_tab:
                                                          title="Eigengap (number of clusters)"),
                           key="explain_discover_eigengap", config={"displaylogo": False})
         hover = [f"image {i} of {found['split']}" for i in cls["positions"]]
-        c[1].plotly_chart(plots_discover.embedding_figure(cls["embedding"], cls["labels"], hover,
-                                                          title="Spectral embedding of the maps"),
-                          key="explain_discover_embedding", config={"displaylogo": False})
+        picked = c[1].plotly_chart(plots_discover.embedding_figure(cls["embedding"], cls["labels"], hover,
+                                                                   title="Spectral embedding of the maps"),
+                                   key="explain_discover_embedding", config={"displaylogo": False},
+                                   on_select="rerun", selection_mode=("points", "box", "lasso"))
+        rows = plots_discover.selected_points(picked.selection.points if picked else [])[:MAX_MEMBERS]
+        if rows:
+            st.plotly_chart(plots_discover.members_figure(
+                cls["images"][rows], cls["maps"][rows], [f"#{cls['positions'][i]}" for i in rows]),
+                key="explain_discover_picked", config={"displaylogo": False})
+        else:
+            c[1].caption("Hover names each map's image; click, box or lasso points to see their images and maps.")
         joint = found.get("joint")
         if joint is not None:
             by = st.radio("All classes' maps, one embedding: colour by", ["class", "cluster"], horizontal=True,

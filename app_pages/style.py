@@ -15,7 +15,7 @@ from nnkit.jobs.generative_tasks import (
     style_task,
 )
 from nnkit.style import CONTENTS, DEFAULT_CONTENT, DEFAULT_STYLE, INITS, OPTIMIZERS, STYLES, WEIGHT_CHOICES, StyleConfig
-from nnkit.style.transfer import MAX_SIZE, MIN_SIZE
+from nnkit.style.transfer import MAX_SIZE, MIN_SIZE, loss_change
 
 ui.page_header("Style transfer", "Optimise an image until a CNN sees the content of one picture and the texture of "
                                  "another: what a network calls \"style\" is its feature correlations.")
@@ -119,12 +119,14 @@ for col, filename, caption in ((cols[0], STYLE_CONTENT, f"content: {ui.md(meta.g
     if (run.path / filename).is_file():
         col.image((run.path / filename).read_bytes(), caption=caption, width="stretch")
 c = st.columns(4)
-c[0].metric("Style loss", f"{meta.get('style_loss_end', 0):.4f}", f"-{meta.get('style_loss_reduction', 0):.0%}",
-            delta_color="inverse", help="Mean normalised Gram-matrix distance to the style image over five VGG layers.")
+c[0].metric("Style loss", f"{meta.get('style_loss_end', 0):.4f}",
+            help="Mean normalised Gram-matrix distance to the style image over five VGG layers: it "
+                 + loss_change(meta.get("style_loss_start", 0), meta.get("style_loss_end", 0)) + ".")
 c[1].metric("Content loss", f"{meta.get('content_loss_end', 0):.4f}",
             help="Normalised distance of the relu4_2 features to the content image's.")
 c[2].metric("Steps", meta.get("steps", 0))
 c[3].metric("Time", f"{meta.get('seconds', 0):.1f} s")
+st.markdown(f"The style loss {loss_change(meta.get('style_loss_start', 0), meta.get('style_loss_end', 0))}.")
 st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))} · seed {meta.get('seed')} · Gram distance to the style: "
            f"output {meta.get('gram_distance_output_style', 0):.4f}, content image "
            f"{meta.get('gram_distance_content_style', 0):.4f}")

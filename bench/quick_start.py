@@ -11,8 +11,8 @@ fresh child process, because OpenMP reads its wait policy once, when torch loads
 Fair share: with N busy processes beside it on C cores, a job can expect 1 / max(1, (N + 1) / C) of
 the machine, so the fair slowdown is max(1, (N + 1) / C); the goal is slowdown ÷ fair ≤ 1.5.
 ``--compare-policy`` measures nnkit's thread policy ("after": OMP_WAIT_POLICY=PASSIVE, threads = free
-cores) against the old defaults ("before": OpenMP's spinning wait, one thread per core) alternately in
-the same run, so the machine's own noise is shared. ``--quick`` is a smoke run of a few seconds (CI).
+cores) against the old defaults ("before": OpenMP's spinning wait, one thread per core) and the passive
+wait alone ("passive": one thread per core) alternately in the same run, so the machine's noise is shared. ``--quick`` is a smoke run of a few seconds (CI).
 Numbers on a machine other people use are noisy: the load average at the start is printed with them.
 """
 
@@ -38,18 +38,24 @@ TORCH_BURNER = ("import time, torch\ntorch.set_num_threads(2)\na = torch.randn(2
 
 
 # -- child processes: one measurement each ------------------------------------------------------
-def worker(mode: str, what: str, max_steps: int | None) -> dict:
+def worker(mode: str, what: str, max_steps: int | None, small_data: bool) -> dict:
     """One measurement in this (fresh) process; the parent reads the JSON line it prints.
 
     Args:
-        mode: "after" (nnkit's policy) or "before" (torch loaded before nnkit, so OpenMP keeps its
-            spinning default, and one intra-op thread per core whatever the load).
+        mode: "after" (nnkit's policy), "before" (torch loaded before nnkit, so OpenMP keeps its
+            spinning default, and one intra-op thread per core whatever the load) or "passive" (the
+            passive wait policy alone, still one thread per core: separates the two halves of the policy).
         what: "nnkit" (the quick start as a dashboard job) or "bare" (a plain loop of the same steps).
         max_steps: stop after this many optimiser steps (None: the whole quick start).
+        small_data: 2,000 + 400 images instead of 10,000 + 2,000 (same steps, less data generation).
     """
     if mode == "before":
         import torch  # noqa: F401  (loads libgomp before nnkit can set OMP_WAIT_POLICY)
 
+        from nnkit.device import cpu_cores
+
+        os.environ["NNKIT_THREADS"] = str(cpu_cores())
+    elif mode == "passive":
         from nnkit.device import cpu_cores
 
         os.environ["NNKIT_THREADS"] = str(cpu_cores())
@@ -59,7 +65,8 @@ def worker(mode: str, what: str, max_steps: int | None) -> dict:
 
     from nnkit.jobs import JobManager, quick_start_config, train_task
 
-    config = dataclasses.replace(quick_start_config("cpu"), max_steps=max_steps)
+    config = dataclasses.replace(quick_start_config("cpu"), max_steps=max_steps,
+                                 data_opts={"n_train": 2000, "n_test": 400} if small_data else {})
     if what == "nnkit":
         mgr = JobManager()
         view = mgr.wait(mgr.submit(train_task, kind="train", title="bench quick start", device="cpu",
@@ -83,7 +90,7 @@ def bare_loop(config) -> dict:
     if os.environ.get("NNKIT_THREADS") is None:
         apply_thread_policy()  # the same thread choice as a job gets, so the ratio compares the loops only
     torch.manual_seed(0)
-    split = data.create("shapes").split("train")
+    split = data.create("shapes", **config.data_opts).split("train")
     x, y = split.images, split.labels
     model = models.create("cnn", 10, 3, 32, **config.model_opts)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -104,9 +111,10 @@ def bare_loop(config) -> dict:
     return {"train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()}
 
 
-def measure(mode: str, what: str, max_steps: int | None) -> dict:
+def measure(mode: str, what: str, max_steps: int | None, small_data: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NNKIT_THREADS")}
-    cmd = [sys.executable, __file__, "--worker", mode, what] + (["--max-steps", str(max_steps)] if max_steps else [])
+    cmd = ([sys.executable, __file__, "--worker", mode, what] + (["--max-steps", str(max_steps)] if max_steps else [])
+           + (["--small-data"] if small_data else []))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"error: the {mode}/{what} measurement failed: {(out.stderr or out.stdout).strip()[-500:]}")
@@ -136,23 +144,25 @@ def main() -> None:
     p.add_argument("--load-kind", choices=["python", "torch"], default="python",
                    help="pure-Python busy loops, or torch processes of 2 threads each")
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (default: the whole quick start)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 20 steps, load 1 (seconds, for CI)")
+    p.add_argument("--small-data", action="store_true",
+                   help="2,000 + 400 shapes images instead of 10,000 + 2,000 (with --max-steps: less data generation)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 20 steps, small data, load 1 (for CI)")
     p.add_argument("--compare-policy", action="store_true",
                    help="also measure the old thread defaults ('before'), alternating with nnkit's ('after')")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--worker", nargs=2, metavar=("MODE", "WHAT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.max_steps)))
+        print(json.dumps(worker(*args.worker, args.max_steps, args.small_data)))
         return
     if args.quick:
-        args.max_steps, args.load = args.max_steps or 20, min(args.load, 1)
+        args.max_steps, args.load, args.small_data = args.max_steps or 20, min(args.load, 1), True
 
     from nnkit.device import cpu_cores, describe_device
     from nnkit.versions import library_versions
 
     cores = cpu_cores()
-    modes = ["before", "after"] if args.compare_policy else ["after"]
+    modes = ["before", "passive", "after"] if args.compare_policy else ["after"]
     loads = [0] + ([args.load] if args.load > 0 else [])
     print(f"hardware: {platform.processor() or platform.machine()}, {cores} cores, {describe_device('cpu')}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
@@ -167,7 +177,7 @@ def main() -> None:
             for r in range(args.repeats):
                 for mode in modes:  # alternating, so the modes share the machine's drift
                     for what in ("nnkit", "bare"):
-                        m = measure(mode, what, args.max_steps)
+                        m = measure(mode, what, args.max_steps, args.small_data)
                         results.setdefault((load, mode, what), []).append(m)
                         print(f"  load {load} · {mode:6s} · {what:5s} · repeat {r + 1}: "
                               f"{m.get('job_seconds', m['train_seconds']):.1f} s "
@@ -192,7 +202,7 @@ def main() -> None:
                   f"{f:5.2f} {slow / f:7.2f} {acc:9.2%}")
     if args.load:
         print(f"\ngoal: slowdown ÷ fair share ≤ 1.5 at load {args.load} (fair share {fair:.2f}×)")
-    if not args.max_steps:
+    if not args.max_steps and not args.small_data:
         acc = statistics.median(m["accuracy"] for m in results[(0, "after", "nnkit")])
         print(f"test accuracy {acc:.2%} (goal ≥ 95%): {'ok' if acc >= 0.95 else 'BELOW THE GOAL'}")
 

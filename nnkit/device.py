@@ -84,8 +84,9 @@ def cpu_threads(load: float | None = None) -> int:
     """Intra-op threads for one job: the cores that other work leaves free, at least 1.
 
     Args:
-        load: CPU demand of the other processes (runnable threads); None reads the 1-minute load
-            average. ``NNKIT_THREADS`` (a positive integer) overrides the choice.
+        load: CPU demand of the other processes (runnable threads); None measures it now (the
+            smaller of the 1-minute load average and the runnable threads right now). ``NNKIT_THREADS``
+            (a positive integer) overrides the choice.
 
     Returns:
         ``clamp(round(cores - load), 1, cores)``: all cores on an idle machine, one on a busy one, where
@@ -98,11 +99,33 @@ def cpu_threads(load: float | None = None) -> int:
         return int(override)
     cores = cpu_cores()
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows: no load average; use every core
-            load = 0.0
+        load = _other_load()
     return int(min(cores, max(1, round(cores - load))))
+
+
+def _other_load() -> float:
+    """CPU demand of other work now: the smaller of the 1-minute load average and the runnable threads
+    counted over ~25 ms (minus this one).
+
+    The average lags by a minute: right after nnkit's own previous job it still counts that job. The
+    instant count alone is noisy; the smaller of the two errs towards more threads only when both agree
+    the machine has room.
+    """
+    import time
+
+    try:
+        average = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows: no load average; use every core
+        return 0.0
+    counts = []
+    try:
+        for _ in range(5):
+            with open("/proc/loadavg") as fh:  # "0.52 0.58 0.59 3/1234 5678": 3 runnable now, this reader included
+                counts.append(int(fh.read().split()[3].split("/")[0]) - 1)
+            time.sleep(0.005)
+    except (OSError, ValueError, IndexError):  # no /proc (macOS): the average alone
+        return average
+    return min(average, sum(counts) / len(counts))
 
 
 _interop_set = False

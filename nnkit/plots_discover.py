@@ -124,7 +124,8 @@ def embedding_figure(embedding: Sequence[Sequence[float]], groups: Sequence, hov
         prefix: legend text before each group.
 
     Returns:
-        A scatter plot, one trace (legend entry) per group, in order of first appearance.
+        A scatter plot, one trace (legend entry) per group, in order of first appearance; each point's
+        ``customdata`` is its row in ``embedding`` (see :func:`selected_points`).
     """
     emb = np.asarray(embedding, dtype=float)
     grp = [str(g) for g in groups]
@@ -135,9 +136,29 @@ def embedding_figure(embedding: Sequence[Sequence[float]], groups: Sequence, hov
     for g in dict.fromkeys(grp):
         sel = [i for i, v in enumerate(grp) if v == g]
         fig.add_trace(go.Scattergl(x=emb[sel, 0], y=emb[sel, 1], mode="markers", name=f"{prefix}{g}",
-                                   text=[text[i] for i in sel],
+                                   text=[text[i] for i in sel], customdata=sel,
                                    hovertemplate="%{text}<extra>" + f"{prefix}{g}" + "</extra>"))
     fig.update_xaxes(title="spectral dimension 1")
     fig.update_yaxes(title="spectral dimension 2")
     return fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
                              template="plotly_white")
+
+
+def selected_points(points: Sequence[dict]) -> list[int]:
+    """Rows of the embedding picked in an :func:`embedding_figure` (click, box or lasso), in pick order.
+
+    Args:
+        points: the selection's points as the browser reports them (each with the ``customdata`` the figure
+            gave it: a row number, or a one-item list holding it).
+
+    Returns:
+        The distinct rows, without points that carry no row.
+    """
+    rows = []
+    for p in points:
+        data = p.get("customdata")
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            rows.append(int(data))
+    return list(dict.fromkeys(rows))

@@ -278,6 +278,45 @@ def test_gan_page_says_a_run_stopped_by_its_time_limit_and_continues_it(gan_job)
     assert any(f"continues `{stopped.run_id}`" in c.value for c in at.caption)
 
 
+def test_the_gan_page_says_what_to_expect_from_runs_measured_here(gan_job, tmp_path):
+    from nnkit.jobs.generative_tasks import gan_expectation
+
+    assert gan_expectation("mnist", RunStore(tmp_path)).startswith("No GAN has run on mnist on this machine yet")
+    run = RunStore().get(gan_job.result["run_id"])
+    text = gan_expectation("shapes")
+    newest = RunStore().list(kind="gan")[0]
+    assert text.startswith(f"Measured here: {newest.meta['seconds_per_epoch']:.1f} s per epoch on shapes (newest "
+                           f"GAN run {newest.run_id}")
+    assert run.meta["quality"]["classes_covered"] < 8  # the tiny runs here are not recognisable: said as such
+    assert "None of the" in text and "reached recognisable samples" in text
+    at = _app("app_pages/gan.py")
+    _ok(at)
+    assert any(c.value.startswith("Measured here") and "per epoch on shapes" in c.value for c in at.caption)
+
+
+def test_the_gan_judge_is_never_the_active_model(gan_job):
+    """Issue 17: the automatically trained judge is an auxiliary model; Attack, Explain and the classroom never
+    quietly work on it."""
+    from nnkit.training import TrainConfig, train
+
+    judge = gan_job.result["judge_run_id"]
+    assert RunStore().get(judge).name == "gan-judge-shapes"
+    at = _app("app_pages/gan.py")
+    _ok(at)
+    boxes = [b for b in at.selectbox if b.key == "nnkit_active_run"]
+    assert all(judge not in b.options for b in boxes)
+    # with a model of the user's beside it, that model is the Active one, though the judge is newer
+    mine = train(TrainConfig(data="shapes", data_opts=DATA_OPTS, epochs=1, max_steps=2, seed=0, device="cpu",
+                             name="users-own-model"))
+    newer_judge = train(TrainConfig(data="shapes", data_opts=DATA_OPTS, epochs=1, max_steps=2, seed=0,
+                                    device="cpu", name="gan-judge-shapes-other"))
+    at = _app("app_pages/gan.py")
+    _ok(at)
+    box = at.selectbox(key="nnkit_active_run")
+    assert box.value == mine.run_id and newer_judge.run_id not in box.options and judge not in box.options
+    assert any(r.run_id == judge for r in RunStore().list(kind="classifier"))  # still in the store, for the GAN page
+
+
 def test_gan_page_samples_and_interpolates_an_existing_conditional_run(gan_job):
     at = _app("app_pages/gan.py")
     at.selectbox(key="gan_run").set_value(gan_job.result["run_id"]).run()
@@ -314,6 +353,7 @@ def test_style_page_runs_a_tiny_transfer_and_offers_the_output():
     assert [c for img in at.image for c in img.captions] == ["content: landscape (built-in)",
                                                               "style: mosaic (built-in)", "output"]
     assert any("Feature network: VGG-19 with random" in w.value for w in at.warning)  # says which network
+    assert any(m.value.startswith("The style loss fell from ") and "% lower)" in m.value for m in at.markdown)
     assert {"Output (PNG)", "Result (JSON)"} <= set(_downloads(at))
 
 

@@ -150,6 +150,15 @@ def test_cli_discover_json_one_class(tiny_run, capsys):
     assert "seeded stratified" in d["selection"] and res["checks"] == []
 
 
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_cli_discover_handles_a_class_of_a_few_images(tiny_run, capsys, n):
+    """A class with 2-4 maps (a small folder) clusters and embeds without an eigensolver error."""
+    code, out, err = _cli(capsys, "discover", "discover-tiny", "--class", "circle", "--n", str(n), "--json")
+    assert code == 0, err
+    d = json.loads(out.strip().splitlines()[-1])["classes"][0]
+    assert d["n"] == n and len(d["embedding"]) == n and sum(c["size"] for c in d["clusters"]) == n
+
+
 def test_cli_discover_text_all_classes_and_check(tiny_run, capsys):
     code, out, _ = _cli(capsys, "discover", "discover-tiny", "--all", "--n", "6", "--check",
                         "--check-methods", "saliency")
@@ -293,3 +302,16 @@ def test_no_candidate_on_clean_shapes(shapes_run, capsys):
     found = [d["class_name"] for d in res["classes"] if d["top_candidate"] is not None]
     assert len(found) <= 2, found
     assert all(check["verdict"] == "no_evidence" for check in res["checks"])
+
+
+def test_embedding_points_carry_their_row_for_the_thumbnail_view():
+    """The embedding view shows the images of the points a user picks: every point knows its row."""
+    from nnkit.plots_discover import embedding_figure, selected_points
+
+    fig = embedding_figure([[0, 0], [1, 1], [2, 2], [3, 3]], [0, 1, 0, 1])
+    rows = {int(r) for trace in fig.data for r in trace.customdata}
+    assert rows == {0, 1, 2, 3}
+    assert list(fig.data[1].customdata) == [1, 3]  # group 1 holds rows 1 and 3
+    picked = [{"curve_number": 1, "point_index": 1, "customdata": [3]}, {"customdata": 0}, {"customdata": 3},
+              {"x": 1.0}]
+    assert selected_points(picked) == [3, 0]

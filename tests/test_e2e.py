@@ -2,7 +2,9 @@
 
 Starts ``streamlit run streamlit_app.py`` on a free port with a temporary NNKIT_HOME, visits every
 page, checks for errors, runs the Quick start while using other pages, and saves screenshots under
-``test-artifacts/e2e/`` (git-ignored) for a person to look at. Skips where Debian's Chromium
+``test-artifacts/e2e/`` (git-ignored) for a person to look at. Every browser context the tests open records
+console errors, failed requests, HTTP errors and requests to any other host (an offline classroom would see
+them fail), and ``_no_errors`` asserts there are none. Skips where Debian's Chromium
 (``/usr/bin/chromium``, ``apt-get install chromium``) or the playwright package is missing.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -81,13 +84,69 @@ def server(tmp_path_factory):
         shutil.copy(home / "streamlit.log", ARTIFACTS / "streamlit.log")
 
 
+# Streamlit's frontend, loaded at a page's own URL (a bookmark, a reload of /data), first probes
+# /data/_stcore/health and /data/_stcore/host-config, and on their 404 the root's (streamlit issue #7074, open:
+# the server answers 404 there on purpose, and the probe order is in the frontend bundle). Moving between pages
+# inside the app does not do it. These two probes, matched by exact path, are the only thing tolerated.
+_PAGE_PROBE = re.compile(r"^/[a-z_]+/_stcore/(health|host-config)$")
+_PROBLEMS: dict[int, list[str]] = {}  # id(browser context) -> what went wrong in it, in order
+
+
+def _is_page_probe(url: str, server: str) -> bool:
+    return url.startswith(server) and bool(_PAGE_PROBE.match(url[len(server):].split("?", 1)[0]))
+
+
+def _watch(context, server: str) -> None:
+    """Record every console error, failed request, HTTP error and request to another host of ``context``."""
+    problems = _PROBLEMS.setdefault(id(context), [])
+
+    def on_console(msg):
+        url = (msg.location or {}).get("url", "")
+        if msg.type == "error" and not _is_page_probe(url, server):
+            problems.append(f"console error: {msg.text} ({url})")
+
+    def on_request(req):
+        if not req.url.startswith((server, "data:", "blob:")):
+            problems.append(f"request to another host: {req.url}")
+
+    def on_failed(req):
+        # net::ERR_ABORTED is a request the test's own navigation cancelled (page.goto while the last page
+        # was still loading an image or a chart), not one the app got wrong.
+        if req.failure != "net::ERR_ABORTED":
+            problems.append(f"request failed: {req.url} ({req.failure})")
+
+    def on_response(resp):
+        if resp.status >= 400 and not (resp.status == 404 and _is_page_probe(resp.url, server)):
+            problems.append(f"HTTP {resp.status}: {resp.url}")
+
+    context.on("console", on_console)
+    context.on("request", on_request)
+    context.on("requestfailed", on_failed)
+    context.on("response", on_response)
+
+
+class _WatchedBrowser:
+    """The browser, with ``_watch`` on every context it opens (``new_page`` opens a context of its own)."""
+
+    def __init__(self, browser, server: str):
+        self._browser, self._server = browser, server
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        _watch(context, self._server)
+        return context
+
+    def new_page(self, **kwargs):
+        return self.new_context(**kwargs).new_page()
+
+
 @pytest.fixture(scope="module")
 def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
+        yield _WatchedBrowser(b, server)
         b.close()
 
 
@@ -129,6 +188,8 @@ def _no_errors(page):
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
         '[data-testid="stException"]').first.inner_text()
     assert "Traceback" not in page.inner_text("body")
+    problems = _PROBLEMS.get(id(page.context), [])
+    assert not problems, f"{page.url}: " + "; ".join(problems[:10])
 
 
 def _shot(page, name):

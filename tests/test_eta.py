@@ -137,18 +137,16 @@ def test_live_eta_at_a_quarter_holds_while_a_cpu_burner_competes(tmp_path, monke
     within a factor of 1.5 of the time the rest really took."""
     monkeypatch.setenv("NNKIT_HOME", str(tmp_path))
     size = 160
-    # Size the job from a short measurement here (after a warm-up), so it lasts a few seconds on any machine.
-    quiet = type("Ctx", (), {"update": lambda *a, **k: None, "check_cancelled": lambda *a: None})()
-    _fixed_work_job(10, size)(quiet)
-    t0 = time.perf_counter()
-    _fixed_work_job(50, size)(quiet)
-    per_step = (time.perf_counter() - t0) / 50
-    steps = int(min(20_000, max(200, 3.0 / max(per_step, 1e-5))))  # about 3 s idle, longer beside the burner
+    # Size the job from a short measurement (a job too, so with a job's threads), to last a few seconds anywhere.
+    mgr = JobManager()
+    mgr.wait(mgr.submit(_fixed_work_job(10, size), kind="synthetic", title="warm-up", device="cpu"), WAIT)
+    timed = mgr.wait(mgr.submit(_fixed_work_job(100, size), kind="synthetic", title="timing", device="cpu"), WAIT)
+    per_step = timed.seconds / 100
+    steps = int(min(50_000, max(200, 3.0 / max(per_step, 1e-5))))  # about 3 s before, longer beside the burner
     burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 60\n"
                                "while time.time() < end: pass"])  # bounded even if the test dies
     try:
         time.sleep(0.5)
-        mgr = JobManager()
         job_id = mgr.submit(_fixed_work_job(steps, size), kind="synthetic", title="fixed work", device="cpu")
         deadline = time.monotonic() + WAIT
         view = mgr.get(job_id)
@@ -168,3 +166,55 @@ def test_live_eta_at_a_quarter_holds_while_a_cpu_burner_competes(tmp_path, monke
     ratio = eta.seconds_left / remaining
     assert 1 / 1.5 <= ratio <= 1.5, (f"ETA {eta.seconds_left:.2f} s at {eta.done:.0f}/{steps} steps, "
                                      f"really {remaining:.2f} s (ratio {ratio:.2f})")
+
+
+def test_home_says_what_it_assumes_and_the_panel_shows_the_live_rate(tmp_path, monkeypatch):
+    """Before the quick start: what the last one measured here (no fixed promise); while a job runs,
+    its bar shows the rate it measures and the time left."""
+    import threading
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from nnkit.jobs import get_manager
+    from tests.apptest_helpers import ok
+
+    monkeypatch.setenv("NNKIT_HOME", str(tmp_path))
+    entry = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+    at = AppTest.from_file(entry, default_timeout=120).run()
+    ok(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "No quick start has run on this machine yet" in captions
+    assert "half a minute" not in " ".join(m.value for m in at.markdown)
+    remember_rate("train/quick-start", 14.0, "steps", 423, 41.0, "Quick start")
+    at.run()
+    assert "Based on the last quick start here: 14.0 steps/s, 423 steps in 41 s" in " ".join(c.value for c in at.caption)
+
+    gate = threading.Event()
+
+    def measured(ctx):
+        for step in range(1, 4):
+            ctx.update(done=step, total=40, unit="steps")
+            time.sleep(0.3)
+        gate.wait(WAIT)
+        return {"run_id": None}
+
+    job_id = get_manager().submit(measured, kind="train", title="measured", owner=at.session_state["nnkit_owner"],
+                                  tag="quick-start", device="cpu")
+    try:
+        assert _until(lambda: get_manager().get(job_id).eta is not None)
+        at.run()
+        bar = at.get("progress")[0].proto.text
+        assert "steps/s" in bar and "left" in bar, bar
+    finally:
+        gate.set()
+        get_manager().wait(job_id, WAIT)
+
+
+def _until(predicate, timeout=WAIT):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -315,6 +315,28 @@ def test_a_stopped_gan_records_why_and_continues_from_its_saved_state(tiny_run):
     assert continue_config(info).g_width == 8 and continue_config(info).epochs == 3
 
 
+def test_cli_gan_train_resume(tiny_run, capsys):
+    from nnkit.cli import main
+
+    judge = tiny_run[0].judge_run_id
+    base = ["--data", "shapes", "--data-opt", "n_train=64", "--data-opt", "n_test=64", "--batch-size", "16",
+            "--g-width", "8", "--d-width", "8", "--n-eval", "32", "--judge", judge, "--seed", "1"]
+    assert main(["gan", "train", *base, "--epochs", "2", "--max-steps", "3", "--json"]) == 0
+    out = capsys.readouterr()
+    first = json.loads(out.out.strip().splitlines()[-1])
+    assert first["note"].startswith("0 of 2 epochs in ") and first["parent"] is None
+    assert f"stopped: {first['note']} (nnkit gan train --resume {first['run_id']})" in out.err
+    assert main(["gan", "train", "--resume", first["run_id"], "--json"]) == 0  # to the end of the 2 planned epochs
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    info = RunStore().get(second["run_id"])
+    assert second["parent"] == first["run_id"] and info.meta["steps"] == 8 and info.meta["steps_this_run"] == 5
+    assert info.meta["generator"]["width"] == 8  # the parent's networks, not the CLI defaults
+    for ref, message in ((judge, "is a classifier run, not a gan"), (second["run_id"], "finished its planned")):
+        assert main(["gan", "train", "--resume", ref]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
 def test_a_time_limit_counts_the_judge_and_stops_with_a_plain_note(tiny_run):
     result = train_gan(GanConfig(**{**TINY, "epochs": 1000, "max_steps": None, "time_limit": 0.01,
                                     "judge": tiny_run[0].judge_run_id}))

@@ -301,6 +301,20 @@ def _dashboard_job_warns_changed(ctx, result):
     assert view.status == "done", view.error
     [warning] = view.warnings
     assert warning.startswith(f"run {ctx.values['crun']}: the images in ") and "changed since" in warning
+    # The page's job panel shows it as an st.warning under the finished job.
+    from streamlit.testing.v1 import AppTest
+
+    def panel():
+        import streamlit as st
+
+        from app_pages._shared import _draw_job
+
+        _draw_job(st.session_state["view"], "hostile", None)
+
+    at = AppTest.from_function(panel)
+    at.session_state["view"] = view
+    at.run()
+    assert not at.exception and [w.value for w in at.warning if "changed since" in w.value]
 
 
 def _fits_at_the_runs_size(ctx, result):
@@ -438,6 +452,25 @@ def _a_file(ctx):
     (ctx.tmp / "file").write_text("not a folder")
 
 
+def _a_file_before_any_work(*targets: str):
+    """``_a_file``, and the work of the command (``module:attribute``) replaced by a failure: the row then shows
+    that --out is refused before that work starts, not after it."""
+
+    def setup(ctx):
+        import importlib
+
+        _a_file(ctx)
+        for target in targets:
+            module, name = target.split(":")
+
+            def started(*args, _target=target, **kwargs):
+                raise AssertionError(f"{_target} ran before --out was checked")
+
+            ctx.monkeypatch.setattr(importlib.import_module(module), name, started)
+
+    return setup
+
+
 def _tmp_left_empty(ctx, result):
     assert not any(ctx.tmp.iterdir()), "a failed command wrote an output"
 
@@ -478,18 +511,24 @@ CASES += [
          r"seed must be a whole number"),
     # --out is checked before the work: each of these fails at once, without computing anything
     Case("style-out-unwritable", ("style", "--out", "{tmp}/file/s.png", "--steps", "1", "--size", "32"),
-         r"cannot write --out .*is a file, not a folder", setup=_a_file, check=_nothing_written),
+         r"cannot write --out .*is a file, not a folder", setup=_a_file_before_any_work("nnkit.style:stylise"),
+         check=_nothing_written),
     Case("style-out-is-folder", ("style", "--out", "{tmp}", "--steps", "1", "--size", "32"), r"is a folder"),
     Case("attack-out-unwritable", ("attack", "one-pixel", "{run}", "--n", "2", "--out", "{tmp}/file/examples"),
-         r"cannot write --out .*is a file, not a folder", setup=_a_file, check=_nothing_written),
+         r"cannot write --out .*is a file, not a folder", setup=_a_file_before_any_work("attacks:one_pixel_on_run"),
+         check=_nothing_written),
     Case("attack-patch-out-unwritable", ("attack", "patch", "{run}", "--target", "0", "--n", "2", "--out",
-                                         "{tmp}/file"), r"--out .*is a file: give a folder", setup=_a_file),
+                                         "{tmp}/file"), r"--out .*is a file: give a folder",
+         setup=_a_file_before_any_work("attacks:patch_on_run")),
     Case("explain-out-unwritable", ("explain", "{run}", "--n", "2", "--out", "{tmp}/file/grid"),
-         r"cannot write --out .*is a file, not a folder", setup=_a_file, check=_nothing_written),
+         r"cannot write --out .*is a file, not a folder", setup=_a_file_before_any_work("nnkit.runs:load_classifier"),
+         check=_nothing_written),
     Case("gan-sample-out-unwritable", ("gan", "sample", "{run}", "--out", "{tmp}/file/grid.png"),
-         r"cannot write --out .*is a file, not a folder", setup=_a_file, check=_nothing_written),
+         r"cannot write --out .*is a file, not a folder", setup=_a_file_before_any_work("nnkit.gan:load_gan"),
+         check=_nothing_written),
     Case("report-out-unwritable", ("report", "{run}", "--out", "{tmp}/file/r.html", "--quick"),
-         r"cannot write --out .*is a file, not a folder", setup=_a_file, check=_nothing_written),
+         r"cannot write --out .*is a file, not a folder", setup=_a_file_before_any_work("nnkit.report:build_report"),
+         check=_nothing_written),
 ]
 
 
@@ -511,6 +550,15 @@ def _indices_counted_first(ctx, result):
 
 
 CASES += [Case("explain-page-indices-0-1000000", ("runs", "list"), check=_indices_counted_first)]
+
+# `train --nproc N` checks its input once before it starts N processes (otherwise each process printed the
+# same error, and the launcher a third line).
+CASES += [
+    Case("train-nproc-lr-inf", ("train", "--nproc", "2", "--lr", "inf", "--device", "cpu"),
+         r"lr must be a finite number"),
+    Case("train-nproc-no-such-folder", ("train", "--nproc", "2", "--data", "folder:{tmp}/absent", "--device", "cpu"),
+         r"not a folder"),
+]
 
 
 # --- the run store ---

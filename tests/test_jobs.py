@@ -269,3 +269,31 @@ def test_quick_start_config_is_valid():
     config = quick_start_config("cpu").validate()
     assert (config.data, config.model, config.device) == ("shapes", "cnn", "cpu")
     assert config.seed is not None  # one click, one reproducible model
+
+
+def test_each_job_sets_its_own_threads_and_reports_a_live_eta(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("NNKIT_THREADS", "1")
+    mgr = JobManager()
+    gate = threading.Event()
+
+    def fn(ctx):
+        for step in range(1, 4):
+            ctx.update(done=step, total=10, unit="queries")
+            time.sleep(0.3)
+        gate.wait(WAIT)
+        return torch.get_num_threads()  # set in this worker thread by the manager's thread policy
+
+    job_id = mgr.submit(fn, kind="demo", title="t", device="cpu")
+    assert _until(lambda: mgr.get(job_id).eta is not None)
+    running = mgr.get(job_id)
+    eta = running.eta
+    assert eta.unit == "queries" and eta.total == 10 and eta.rate > 0 and eta.seconds_left > 0
+    assert running.progress == pytest.approx(eta.done / 10)  # units also set the bar
+    gate.set()
+    view = mgr.wait(job_id, WAIT)
+    assert view.result == 1 and view.eta is None
+    monkeypatch.setenv("NNKIT_THREADS", "lots")  # a bad override fails the job with one line
+    bad = mgr.wait(mgr.submit(lambda ctx: None, kind="demo", title="t", device="cpu"), WAIT)
+    assert bad.status is JobStatus.FAILED and "NNKIT_THREADS" in bad.error

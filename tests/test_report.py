@@ -353,6 +353,16 @@ def test_discovery_section_when_asked_with_a_pointer_to_the_check(tiny_run, tmp_
     (html,) = write_report(report, tmp_path / "r.html")
     assert 'id="discovery"' in html.read_text() and 'id="fig-discovery_eigengap"' in html.read_text()
 
+    stop = threading.Event()  # set once discovery has started: it stops at its next batch of maps
+
+    def cancel_in_discovery(fraction: float, message: str) -> None:
+        if message.startswith("shortcut discovery"):
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        build_report(tiny_run, sections="discovery", settings=ReportSettings.make(True, {"discovery_n": 4}),
+                     device="cpu", on_progress=cancel_in_discovery, stop_event=stop)
+
 
 def test_summary_reports_reliance_first_when_the_verdict_says_so(tiny_report):
     from nnkit.report.summary import findings

@@ -239,3 +239,33 @@ def test_style_config_refuses_bad_numbers_before_any_work(change, message):
     with pytest.raises(NnkitError, match=message):
         stylise(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), dataclasses.replace(StyleConfig(), **change))
     assert StyleConfig(size=1024, steps=10_000, style_weight=0.0).validate()
+
+
+def test_a_failed_download_says_offline_in_one_plain_line(monkeypatch, tmp_path, caplog):
+    """Issue 17: no raw "<urlopen error ...>" in the result; the page and CLI show the network description."""
+    import urllib.error
+
+    from nnkit.style.vgg import OFFLINE_NOTE
+
+    def no_network(*args, **kwargs):  # what torch.hub raises when the name lookup fails (no traffic is sent)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("NNKIT_OFFLINE", "0")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    with caplog.at_level("INFO", logger="nnkit.style.vgg"):
+        net = load_feature_net("auto")
+    assert net.description == OFFLINE_NOTE == "offline: using a random VGG-19 (style only, no ImageNet features)"
+    assert "urlopen" not in net.description and "name resolution" in caplog.text  # the detail goes to the log
+    with pytest.raises(NnkitError, match="^VGG-19 ImageNet weights unavailable: offline$"):
+        load_feature_net("imagenet")
+
+
+def test_loss_change_reads_as_words_never_minus_100_percent():
+    from nnkit.style.transfer import loss_change
+
+    assert loss_change(0.8123, 0.0004) == "fell from 0.8123 to 0.0004 (99.95% lower)"
+    assert loss_change(2.0, 1.0) == "fell from 2 to 1 (50.0% lower)"
+    assert loss_change(1.0, 1.25) == "rose from 1 to 1.25 (25.0% higher)"
+    assert loss_change(0.81, 4e-7) == "fell from 0.81 to 4e-07 (more than 99.9999% lower)"
+    assert loss_change(0.5, 0.5) == "stayed at 0.5"

@@ -2,13 +2,17 @@
 
 On a deliberately small training set (600 MNIST digits by default, a quarter held out for
 validation) a plain MLP overfits: its training loss goes to zero while the validation loss stops
-falling. Each trick changes one thing of that baseline:
+falling. On the embedded ``shapes`` data (1,000 cluttered images, what an offline classroom has) an MLP
+learns nothing at all, so there the baseline is a small CNN without dropout or batch norm, trained with
+Adam: it learns the training set perfectly while its validation loss turns up after about 20 epochs.
+Each trick changes one thing of that baseline:
 
 - dropout (Srivastava et al. 2014) and data augmentation (random shifts) narrow the train/val gap;
 - batch norm (Ioffe & Szegedy 2015) makes the training loss fall much faster (its validation curve
   is noisy here: with few steps per epoch the running statistics used at evaluation lag behind);
 - a learning rate 25× too small barely moves; one 10× too large diverges (the loss becomes NaN);
-- momentum 0.9 (Polyak 1964; Sutskever et al. 2013) reaches zero training loss in far fewer epochs;
+- momentum 0.9 (Polyak 1964; Sutskever et al. 2013) reaches zero training loss in far fewer epochs
+  (on shapes the baseline's optimiser is Adam, so there this run is SGD with momentum instead);
 - early stopping (Prechelt 1998) ends training once validation accuracy stops improving and keeps
   the best weights.
 
@@ -36,16 +40,17 @@ class Trick:
 
     name: str
     description: str
-    overrides: dict  # TrainConfig fields to change; "model_opts" entries are merged into the baseline's
+    overrides: dict  # TrainConfig fields to change; "model_opts" entries are merged into the baseline's;
+    # "lr_factor" multiplies the baseline's learning rate (the baselines of MNIST and shapes differ)
 
 
 TRICKS: dict[str, Trick] = {t.name: t for t in (
-    Trick("baseline", "plain SGD (lr 0.05), no regularisation: overfits the small training set", {}),
+    Trick("baseline", "no regularisation: overfits the small training set", {}),
     Trick("dropout", "dropout 0.5 after each hidden layer", {"model_opts": {"dropout": 0.5}}),
     Trick("batch norm", "batch normalisation before each activation", {"model_opts": {"batch_norm": True}}),
     Trick("augmentation", "random 2-pixel shifts of every training image (pad and crop)", {"augment": "crop"}),
-    Trick("learning rate too small", "lr 0.002: the loss barely moves", {"lr": 0.002}),
-    Trick("learning rate too large", "lr 0.5: the loss blows up", {"lr": 0.5}),
+    Trick("learning rate too small", "learning rate 25× smaller: the loss barely moves", {"lr_factor": 1 / 25}),
+    Trick("learning rate too large", "learning rate 10× larger: the loss blows up", {"lr_factor": 10.0}),
     Trick("momentum", "SGD with momentum 0.9 (same lr)", {"optimizer": "momentum", "momentum": 0.9}),
     Trick("early stopping", "stop after 3 epochs without a better validation accuracy",
           {"early_stopping": 3}),
@@ -78,9 +83,17 @@ class TrickCurve:
         return self.train_accuracy[-1] - self.val_accuracy[-1] if self.epochs else 0.0
 
 
+SHAPES_N_TRAIN = 1000  # the page's default on shapes: fewer and even the tricks stay near 40% validation accuracy
+
+
 def baseline_config(data: str = "mnist", data_root: str | None = None, n_train: int = 600, epochs: int = 30,
                     seed: int = 0, device: str | None = "cpu") -> TrainConfig:
-    """The baseline recipe every trick modifies: MLP 256-256, plain SGD, cosine schedule.
+    """The baseline recipe every trick modifies, cosine schedule, batch 32, a quarter held out for validation.
+
+    MNIST-like data: MLP 256-256, plain SGD (lr 0.05). Shapes: CNN 16-32-64 (dense 128) without dropout or
+    batch norm, Adam (lr 0.002): measured on 1,000 shapes images over 30 epochs, it reaches 100% training
+    accuracy (loss 0.04) at 78% validation accuracy, its validation loss lowest at epoch 21 and rising after,
+    while augmentation reaches 86% and dropout 81% (an MLP, or plain SGD on this CNN, stays near chance).
 
     Args:
         data: dataset name; mnist, fashion-mnist and cifar10 keep the first ``n_train`` images of each
@@ -91,14 +104,15 @@ def baseline_config(data: str = "mnist", data_root: str | None = None, n_train: 
     """
     if n_train < 20 or epochs < 1:
         raise NnkitError("use at least 20 training images and one epoch")
+    common = dict(data=data, data_root=data_root, schedule="cosine", epochs=int(epochs), batch_size=32,
+                  val_fraction=0.25, seed=seed, device=device, momentum=0.9)
     if data.startswith("shapes"):
-        data_opts = {"n_train": int(n_train), "n_test": int(n_train)}
-    else:
-        data_opts = {"limit": int(n_train)}
-    return TrainConfig(data=data, data_root=data_root, data_opts=data_opts, model="mlp",
+        return TrainConfig(**common, data_opts={"n_train": int(n_train), "n_test": int(n_train)}, model="cnn",
+                           model_opts={"widths": (16, 32, 64), "hidden": 128, "dropout": 0.0, "batch_norm": False},
+                           optimizer="adam", lr=0.002)
+    return TrainConfig(**common, data_opts={"limit": int(n_train)}, model="mlp",
                        model_opts={"hidden": (256, 256), "dropout": 0.0, "batch_norm": False},
-                       optimizer="sgd", lr=0.05, momentum=0.9, schedule="cosine", epochs=int(epochs),
-                       batch_size=32, val_fraction=0.25, seed=seed, device=device)
+                       optimizer="sgd", lr=0.05)
 
 
 def trick_config(name: str, base: TrainConfig) -> TrainConfig:
@@ -109,6 +123,8 @@ def trick_config(name: str, base: TrainConfig) -> TrainConfig:
     for key, value in TRICKS[name].overrides.items():
         if key == "model_opts":
             cfg.model_opts = {**cfg.model_opts, **value}
+        elif key == "lr_factor":
+            cfg.lr = base.lr * value
         else:
             setattr(cfg, key, value)
     if name == "augmentation" and not base.data.startswith("shapes"):

@@ -71,15 +71,18 @@ def _draw_seed(args) -> int | None:
     """Draw the random seed of a command given no ``--seed`` here, before its work starts.
 
     Commands print the seed they used when they finish; drawing it up front (the commands then see it
-    as given) lets an interrupted run print it too. Under torchrun every rank draws one, and the
-    commands already use rank 0's.
+    as given) lets an interrupted run print it too. Under torchrun only rank 0 draws: the commands send
+    rank 0's seed to the other ranks.
 
     Returns:
-        The drawn seed, or None when the command takes no seed or one was given.
+        The drawn seed, or None when the command takes no seed, one was given, or this is not rank 0.
     """
     if getattr(args, "seed", 0) is not None or getattr(args, "nproc", 1) > 1:
         return None  # `train --nproc` hands its own argv to the processes it starts: they draw it
+    from nnkit import distributed
     from nnkit.seeding import seed_everything
 
+    if distributed.env_rank() != 0:
+        return None
     args.seed = seed_everything(None)
     return args.seed

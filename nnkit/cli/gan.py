@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
                    help="judge probability for a confident label (default: %(default)s)")
     t.add_argument("--judge", metavar="RUN", help="classifier run that scores the samples (default: train one)")
     t.add_argument("--judge-epochs", type=positive_int, default=d.judge_epochs,
-                   help="epochs of an automatically trained judge (default: %(default)s)")
+                   help="epochs of an automatically trained judge (default: about 30,000 training images)")
     t.add_argument("--data-opt", action="append", metavar="KEY=VALUE", help="dataset option, e.g. n_train=500")
     t.add_argument("--seed", type=int, help="seed (default: random, printed and recorded)")
     t.add_argument("--name", help="a name to refer to the run by")

@@ -99,11 +99,6 @@ def run(args) -> int:
     from nnkit import distributed
     from nnkit.training import TrainConfig, train
 
-    if args.nproc > 1:
-        if distributed.env_world_size() > 1:
-            raise NnkitError("--nproc starts its own processes: leave it out under torchrun")
-        return distributed.launch(_without_nproc(args.argv), args.nproc)
-
     model_opts = parse_options(args.model_opt)
     for key in ("activation", "dropout", "batch_norm"):
         if getattr(args, key) is not None:
@@ -116,6 +111,19 @@ def run(args) -> int:
         early_stopping=args.early_stopping, seed=args.seed, device=args.device, name=args.name,
         max_steps=args.max_steps, sync_bn=args.sync_bn,
     )
+    if args.nproc > 1:
+        if distributed.env_world_size() > 1:
+            raise NnkitError("--nproc starts its own processes: leave it out under torchrun")
+        # checked here once, so bad input is one error line rather than one per process
+        from nnkit.data.registry import canonical_name
+        from nnkit.runs import RunStore
+
+        config.validate()
+        canonical_name(config.data)
+        if config.name is not None:
+            RunStore().check_new_name(config.name)
+        return distributed.launch(_without_nproc(args.argv), args.nproc)
+
     bars = []  # created at the first step, so an early error prints nothing but its one line
 
     events = os.environ.get("NNKIT_PROGRESS_JSONL")  # a dashboard job follows rank 0's progress here

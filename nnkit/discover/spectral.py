@@ -85,8 +85,12 @@ def embed(affinity, random_state: int | None = 0) -> np.ndarray:
         N×N → N×2 (zeros in the second column when N = 2).
     """
     n = affinity.shape[0]
+    if n <= 16 and hasattr(affinity, "toarray"):
+        # ARPACK cannot take k >= N on a sparse matrix (scipy refuses), and a dense eigh of a tiny graph is exact
+        affinity = affinity.toarray()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not fully connected.*")
+        warnings.filterwarnings("ignore", message=".*k >= N.*")
         emb = spectral_embedding(affinity, n_components=min(2, n - 1), random_state=random_state, drop_first=n > 2)
     return np.pad(emb, ((0, 0), (0, 2 - emb.shape[1]))) if emb.shape[1] < 2 else emb
 

@@ -29,7 +29,7 @@ from torch import nn
 from nnkit.data.base import Dataset
 from nnkit.device import describe_device, get_device
 from nnkit.errors import Cancelled, NnkitError
-from nnkit.gan.config import GanConfig
+from nnkit.gan.config import GanConfig, judge_epochs_for
 from nnkit.gan.metrics import Judge, Quality
 from nnkit.gan.models import Discriminator, Generator
 from nnkit.gan.sample import DISCRIMINATOR, GENERATOR, grid_png
@@ -123,11 +123,12 @@ def _judge(config: GanConfig, dataset: Dataset, seed: int, device: torch.device,
             raise NnkitError(f"judge {info.run_id} was trained for other classes or image shapes than {dataset.name}")
         return info, load_classifier(info, device), False
     name = JUDGE_PREFIX + config.data.replace("folder:", "folder-")
+    epochs = judge_epochs_for(config, len(dataset.split("train")))
     for info in store.list(kind="classifier"):
         ds = info.meta.get("dataset", {})
         if (info.name == name and ds.get("name") == dataset.name and (ds.get("opts") or {}) == config.data_opts
                 and ds.get("root") == config.data_root and _same_model(info.meta.get("model", {}), config)
-                and info.meta.get("epochs_run") == config.judge_epochs and _fits(info, dataset)):
+                and info.meta.get("epochs_run") == epochs and _fits(info, dataset)):
             try:
                 return info, load_classifier(info, device), False
             except NnkitError:
@@ -139,7 +140,7 @@ def _judge(config: GanConfig, dataset: Dataset, seed: int, device: torch.device,
 
     result = train(TrainConfig(data=config.data, data_opts=dict(config.data_opts), data_root=config.data_root,
                                model=config.judge_model, model_opts=dict(config.judge_opts),
-                               epochs=config.judge_epochs, seed=seed, device=config.device, name=name),
+                               epochs=epochs, seed=seed, device=config.device, name=name),
                    on_progress=forward, stop_event=stop_event, store=store)
     return store.get(result.run_id), result.model.to(device).eval(), True
 

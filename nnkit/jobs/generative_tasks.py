@@ -320,6 +320,7 @@ def style_task(ctx: JobContext, content: str | tuple[str, bytes], style: str | t
         ``{"step", "loss", "content", "style", "tv"}`` (at most ~300) and ``{"step", "preview_png"}`` records.
     """
     from nnkit.style import StyleConfig, png_bytes, stylise
+    from nnkit.style.transfer import loss_change
 
     t0 = time.perf_counter()
     if isinstance(config, dict):
@@ -346,8 +347,8 @@ def style_task(ctx: JobContext, content: str | tuple[str, bytes], style: str | t
     ctx.update(0.98, "saving the run")
     info = save_style_run(result, content_image, style_image, image_label(content), image_label(style), name)
     job_seconds = time.perf_counter() - t0
-    ctx.set_summary(f"done: style loss −{result.style_loss_reduction:.0%} in {result.steps} steps, "
-                    f"{job_seconds:.0f} s ({result.feature_network})")
+    ctx.set_summary(f"done: style loss {loss_change(result.style_loss_start, result.style_loss_end)} in "
+                    f"{result.steps} steps, {job_seconds:.0f} s ({result.feature_network})")
     return {"run_id": info.run_id, "feature_network": result.feature_network,
             "style_loss_reduction": result.style_loss_reduction, "steps": result.steps, "seconds": result.seconds,
             "job_seconds": job_seconds}

@@ -28,8 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nnkit.device import apply_thread_policy
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.jobs.eta import Eta, RateMeter
+from nnkit.runs.load import collect_data_warnings
 
 log = logging.getLogger(__name__)
 
@@ -306,9 +308,6 @@ class JobManager:
             job.status = JobStatus.RUNNING
             job.started = time.time()
             job.message = "starting"
-        from nnkit.device import apply_thread_policy
-        from nnkit.runs.load import collect_data_warnings
-
         ctx = JobContext(job)
         try:
             # Per job, in the job's own thread (OpenMP team sizes are per thread): the cores free when it starts.

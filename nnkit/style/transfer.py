@@ -136,6 +136,30 @@ class _BudgetSpent(Exception):
     """Raised by the closure when the evaluation budget (``config.steps``) is used up."""
 
 
+def loss_change(start: float, end: float) -> str:
+    """How a loss changed, in words: "fell from 0.8123 to 0.0004 (99.95% lower)".
+
+    A drop is given with enough digits that it never reads as a "−100%" when the loss did not reach zero.
+
+    Args:
+        start, end: the loss before the first and after the last step.
+
+    Returns:
+        One phrase ("fell from X to Y (P% lower)", "rose from X to Y (P% higher)" or "stayed at X").
+    """
+    if start == end or not start > 0:
+        return f"stayed at {end:.4g}" if start == end else f"went from {start:.4g} to {end:.4g}"
+    share = abs(end - start) / start
+    digits = 1
+    while digits < 4 and round(share * 100, digits) >= 100 and end > 0:
+        digits += 1
+    word, side = ("fell", "lower") if end < start else ("rose", "higher")
+    percent = f"{share * 100:.{digits}f}%"
+    if end > 0 and round(share * 100, digits) >= 100:  # not zero, so never "100%"
+        percent = f"more than {100 - 10 ** -digits:.{digits}f}%"
+    return f"{word} from {start:.4g} to {end:.4g} ({percent} {side})"
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of feature maps, averaged over positions (Gatys et al. 2016, eq. 3, divided by H·W).
 
