@@ -81,8 +81,8 @@ def _imagenet_state(allow_download: bool) -> tuple[dict | None, str]:
         with contextlib.redirect_stderr(io.StringIO()):  # torch.hub writes "Downloading ..."; library code is quiet
             # weights_only: the cache is a plain file anyone with write access could replace, and torch.hub checks
             # the hash of downloads only; unpickling a planted file would run its code (issue 16).
-            state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, map_location="cpu",
-                                                       weights_only=True)
+            state = torch.hub.load_state_dict_from_url(url, weights_only=True, progress=False, check_hash=True,
+                                                       map_location="cpu")
     except pickle.UnpicklingError:  # not plain tensors: a planted or foreign file, never executed
         path = _cached_file(url)
         log.warning("refused to load %s: it holds more than plain tensors (weights-only loading failed); "
