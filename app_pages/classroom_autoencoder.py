@@ -44,7 +44,7 @@ loss_curve = functools.partial(plots_classroom.metric_curves, keys=["loss"], log
 view = ui.job_panel(ui.current_job(SLOT), key="ae", figure=loss_curve, figure_when_done=False)
 if view is None or view.status is not JobStatus.DONE or not view.result:
     if view is None:
-        st.caption("Training runs in the background (500 steps: a few seconds on a CPU); the loss appears as it "
+        st.caption("Training runs in the background (500 steps; the bar shows the measured rate and time left); the loss appears as it "
                    "learns.")
     st.stop()
 

@@ -28,7 +28,7 @@ go_pixel = False
 if sources:
     with st.form("pixel_form"):
         source = st.radio("Model", sources, key="pixel_source", horizontal=True,
-                          format_func=lambda s: "a small MLP trained on MNIST digits here (a few seconds)"
+                          format_func=lambda s: "a small MLP trained on MNIST digits here (in the background)"
                           if s == DIGITS else f"the active model: {ui.md(ui.run_label(run))}")
         c = st.columns(3)
         max_images = c[0].number_input("Images searched", 1, 200, 30, key="pixel_images")

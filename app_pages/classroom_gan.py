@@ -45,7 +45,8 @@ def _live(records):
 view = ui.job_panel(ui.current_job(SLOT), key="gan", figure=_live, figure_when_done=False)
 if view is None or view.status is not JobStatus.DONE or not view.result:
     if view is None:
-        st.caption("2000 iterations take some seconds on a CPU; the game is drawn live as it is played.")
+        st.caption("2000 iterations run in the background (the bar shows the time left); the game is drawn live as it "
+                   "is played.")
     st.stop()
 
 res = view.result

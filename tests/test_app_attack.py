@@ -62,7 +62,9 @@ class FakeContext:
         self.stop_event = threading.Event()
         self.updates, self.metrics, self.summary = [], [], None
 
-    def update(self, progress=None, message=None):
+    def update(self, progress=None, message=None, *, done=None, total=None, unit="steps"):
+        if progress is None and done is not None and total:  # as the JobManager: units give the fraction
+            progress = done / total
         self.updates.append((progress, message))
 
     def log_metrics(self, record):
@@ -176,6 +178,8 @@ def test_page_bad_input_is_one_error_line(tiny_run):
     from nnkit.jobs import get_manager
 
     at = _page(tiny_run)
+    owner = at.session_state["nnkit_owner"]
+    before = {j.id for j in get_manager().list(owner=owner)}  # jobs other tests left with this owner
     at.multiselect(key="attack_single_images").set_value([])
     at.button(key="FormSubmitter:attack_single_form-Attack").click().run()
     assert not at.exception
@@ -185,7 +189,7 @@ def test_page_bad_input_is_one_error_line(tiny_run):
     at.button(key="FormSubmitter:attack_batch_form-Run batch").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == ["Choose at least one pixel count or one patch area to sweep."]
-    assert not get_manager().list(owner=at.session_state["nnkit_owner"])  # nothing was started
+    assert {j.id for j in get_manager().list(owner=owner)} == before  # nothing was started
 
 
 # -- job functions ---------------------------------------------------------------------------------

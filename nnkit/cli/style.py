@@ -41,6 +41,7 @@ def run(args) -> int:
     from nnkit.atomic import check_writable
     from nnkit.device import get_device
     from nnkit.style import StyleConfig, load_image, save_image, stylise
+    from nnkit.style.transfer import loss_change
 
     check_writable(args.out)  # before minutes of optimisation, so the result is never lost
     device = get_device(args.device)
@@ -66,8 +67,8 @@ def run(args) -> int:
     print(f"wrote {path} ({result.image.shape[-1]}×{result.image.shape[-2]}) in {result.seconds:.1f} s, "
           f"{result.steps} steps on {result.device}", file=out)
     print(f"feature network: {result.feature_network_description}", file=out)
-    print(f"style loss {result.style_loss_start:.4f} → {result.style_loss_end:.4f} "
-          f"(−{result.style_loss_reduction:.1%}); content loss {result.content_loss_end:.4f}; "
+    print(f"style loss {loss_change(result.style_loss_start, result.style_loss_end)}; "
+          f"content loss {result.content_loss_end:.4f}; "
           f"Gram distance to style: output {result.gram_distance_output_style:.4f}, "
           f"content image {result.gram_distance_content_style:.4f}", file=out)
     if args.json:

@@ -72,7 +72,8 @@ def attack_images_task(ctx: JobContext, run_id: str, indices: Sequence[int], att
     ctx.update(0.0, "loading the model and the images")
     if attack == "one-pixel":
         def progress(done: int, total: int) -> None:
-            ctx.update(done / total, f"k={pixels}: generation {done - 1}/{total - 1}")
+            ctx.update(message=f"k={pixels}: generation {done - 1}/{total - 1}", done=done, total=total,
+                       unit="generations")
 
         done = one_pixel_on_run(run_id, indices=indices, pixels=pixels, target=target, popsize=popsize,
                                 generations=generations, split=split, seed=seed, device=ctx.device,

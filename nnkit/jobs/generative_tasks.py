@@ -336,7 +336,8 @@ def style_task(ctx: JobContext, content: str | tuple[str, bytes], style: str | t
 
     def on_progress(p) -> None:
         ctx.update(0.02 + 0.95 * p.step / p.steps,
-                   f"step {p.step}/{p.steps} · style loss {p.style_loss:.4f} · content loss {p.content_loss:.3f}")
+                   f"step {p.step}/{p.steps} · style loss {p.style_loss:.4f} · content loss {p.content_loss:.3f}",
+                   done=p.step, total=p.steps, unit="steps")
         if p.step % every == 0 or p.step == 1:
             ctx.log_metrics({"step": p.step, "loss": p.loss, "content": p.content_loss, "style": p.style_loss,
                              "tv": p.tv_loss})
