@@ -14,15 +14,16 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from nnkit.distributed import free_port
+from tests.server_helpers import wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -35,27 +36,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 QUICK_START_TIMEOUT_S = float(os.environ.get("NNKIT_E2E_QUICK_START_TIMEOUT", 1800))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200 and r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not become healthy in {timeout:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The dashboard served on a free localhost port; yields its base URL."""
@@ -63,7 +43,7 @@ def server(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("e2e_home")
-    port = _free_port()
+    port = free_port()
     log = open(home / "streamlit.log", "w")
     env = dict(os.environ, NNKIT_HOME=str(home), NNKIT_DEVICE=os.environ.get("NNKIT_DEVICE", "cpu"))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
@@ -71,7 +51,7 @@ def server(tmp_path_factory):
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=180)
         yield url
     finally:
         proc.terminate()

@@ -8,13 +8,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+
+from nnkit.distributed import free_port
+from tests.server_helpers import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,27 +103,6 @@ def test_no_unsafe_deserialisation_in_the_tree():
 # --- the Host allow-list (DNS rebinding) ---
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not answer on port {port} in {timeout:.0f} s")
-
-
 def ws_handshake_status(port: int, host: str, origin: str | None = None) -> int:
     """Send a websocket upgrade for ``/_stcore/stream`` to 127.0.0.1 with this Host header; the HTTP status."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -146,14 +126,14 @@ def ws_handshake_status(port: int, host: str, origin: str | None = None) -> int:
 @contextlib.contextmanager
 def serving(folder: Path, extra_env: dict | None = None) -> Iterator[int]:
     """The dashboard with the repository's .streamlit/config.toml on a free 127.0.0.1 port; yields the port."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, NNKIT_HOME=str(folder / "home"), NNKIT_DEVICE="cpu", **(extra_env or {}))
     with open(folder / f"streamlit-{port}.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
                                  str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_healthy(port, proc)
+            wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120)
             yield port
         finally:
             proc.terminate()
