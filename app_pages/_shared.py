@@ -338,7 +338,7 @@ def job_panel(job_id: str | None, *, key: str,
     Args:
         job_id: the job (None draws nothing).
         key: unique per panel on a page.
-        figure: builds a plotly figure from the job's metrics list (e.g. ``nnkit.plots.training_curves``).
+        figure: builds a plotly figure from the job's metrics list (e.g. ``nnkit.plots.training.training_curves``).
         figure_when_done: keep the figure once the job has ended (False where the page shows the
             finished result itself, e.g. Train's result section).
         on_done: called once with the finished JobView when a job this session saw running is done

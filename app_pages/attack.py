@@ -5,11 +5,11 @@ import streamlit as st
 from app_pages import _shared as ui
 from attacks import cost
 from attacks.on_run import thumbnails_on_run
-from nnkit import plots_attack
 from nnkit.cli.attack import one_pixel_argv, patch_argv
 from nnkit.distributed import torchrun_command
 from nnkit.jobs import JobStatus, get_manager
 from nnkit.jobs.attack_tasks import MAX_IMAGES, attack_images_task, attack_sweep_task
+from nnkit.plots import attack as attack_plots
 
 ui.page_header("Attack", "How few pixels, or how small a sticker, does it take to change the active model's mind?")
 run = ui.require_active_run()
@@ -70,7 +70,7 @@ with single_tab:
     start = st.number_input("Show test images from index", 0, max(0, total - 1), 0, STRIP, key="attack_strip_start")
     with ui.guard():
         strip = first if start == 0 else _thumbnails(run.run_id, int(start))
-    st.plotly_chart(plots_attack.thumbnail_strip(strip["images"], strip["indices"], strip["labels"], class_names),
+    st.plotly_chart(attack_plots.thumbnail_strip(strip["images"], strip["indices"], strip["labels"], class_names),
                     key="attack_strip", config={"displayModeBar": False})
     # After a reload the selector is drawn afresh: it starts at the attack of the result shown below.
     shown = ui.current_job("attack-single")
@@ -153,10 +153,10 @@ with single_tab:
                 st.markdown(f"**Image #{v['index']}** · true class **{_class(v['label'])}** · {v['status']}: "
                             f"{before} → {after} · {v['queries']:,} quer{'y' if v['queries'] == 1 else 'ies'}")
                 left, right = st.columns(2)
-                left.plotly_chart(plots_attack.before_after(v["before"], v["after"], v["marks"],
+                left.plotly_chart(attack_plots.before_after(v["before"], v["after"], v["marks"],
                                                             (f"before: {before}", f"after: {after}")),
                                   key=f"attack_single_ba_{view.id}_{i}", config={"displayModeBar": False})
-                right.plotly_chart(plots_attack.probability_bars(v["probs_before"], v["probs_after"], names,
+                right.plotly_chart(attack_plots.probability_bars(v["probs_before"], v["probs_after"], names,
                                                                  v["label"], v["target"]),
                                    key=f"attack_single_probs_{view.id}_{i}")
         if res["patch_png"] is not None:
@@ -170,7 +170,7 @@ with single_tab:
         d[1].download_button("Before/after (PNG)", data=res["sheet_png"], file_name=f"{stem}-examples.png",
                              mime="image/png", key="attack_single_png", icon=":material/download:", on_click="ignore")
         with d[2]:
-            ui.download_figure(plots_attack.examples_figure(views, names), f"{stem}-figures.html",
+            ui.download_figure(attack_plots.examples_figure(views, names), f"{stem}-figures.html",
                                key="attack_single_html", label="Figures (HTML)")
         if res["patch_png"] is not None:
             d[3].download_button("Patch (PNG)", data=res["patch_png"], file_name=f"{stem}-patch.png",
@@ -245,14 +245,14 @@ with batch_tab:
                               seed=int(b_seed))
             st.rerun()
 
-    view = ui.job_panel(ui.current_job("attack-batch"), key="attack-batch", figure=plots_attack.sweep_curves,
+    view = ui.job_panel(ui.current_job("attack-batch"), key="attack-batch", figure=attack_plots.sweep_curves,
                         figure_when_done=False)
     if view is not None and view.status is JobStatus.DONE:
         res = view.result
         points = res["points"]
         st.subheader("Result")
         st.caption(f"Run `{res['run_id']}` · test images: {res.get('selection', res['n'])}")
-        curves = plots_attack.sweep_curves(points)
+        curves = attack_plots.sweep_curves(points)
         st.plotly_chart(curves, key=f"attack_batch_curves_{view.id}")
         labels = [p["label"] for p in points]
         label = st.selectbox("Details for", labels, key=f"attack_batch_detail_{view.id}")

@@ -5,9 +5,9 @@ import functools
 import streamlit as st
 
 from app_pages import _shared as ui
-from nnkit import plots_classroom
 from nnkit.jobs import JobStatus
 from nnkit.jobs.classroom_tasks import autoencoder_task, mnist_on_disk
+from nnkit.plots import classroom as classroom_plots
 
 ui.page_header("Autoencoders",
                "Squeeze every image through a few numbers and rebuild it: what fits through the bottleneck is what "
@@ -40,7 +40,7 @@ if go:
                       seed=int(seed))
     st.rerun()
 
-loss_curve = functools.partial(plots_classroom.metric_curves, keys=["loss"], log=True)
+loss_curve = functools.partial(classroom_plots.metric_curves, keys=["loss"], log=True)
 view = ui.job_panel(ui.current_job(SLOT), key="ae", figure=loss_curve, figure_when_done=False)
 if view is None or view.status is not JobStatus.DONE or not view.result:
     if view is None:
@@ -61,15 +61,15 @@ m[1].metric("MSE of the reconstruction", f"{rec.mse_reconstructed:.4f}",
             f"{rec.mse_reconstructed - rec.mse_noisy:+.4f}", delta_color="inverse")
 m[2].metric("Numbers per image", f"{res['bottleneck']} (of {rec.clean[0].size})")
 rows = {"clean": rec.clean, f"input (σ = {test_noise})": rec.noisy, "reconstruction": rec.reconstructed}
-fig = plots_classroom.image_rows(rows if test_noise > 0 else {"input": rec.clean, "reconstruction": rec.reconstructed})
+fig = classroom_plots.image_rows(rows if test_noise > 0 else {"input": rec.clean, "reconstruction": rec.reconstructed})
 st.plotly_chart(fig, key="ae_recon", config={"displayModeBar": False})
 left, right = st.columns(2)
 with left:
-    curve = plots_classroom.metric_curves([{"step": s, "loss": v} for s, v in res["losses"]], ["loss"], log=True)
+    curve = classroom_plots.metric_curves([{"step": s, "loss": v} for s, v in res["losses"]], ["loss"], log=True)
     st.plotly_chart(curve, key="ae_loss")
 with right:
     if res["codes"] is not None:
-        st.plotly_chart(plots_classroom.codes_scatter(res["codes"], res["code_labels"], res["class_names"]),
+        st.plotly_chart(classroom_plots.codes_scatter(res["codes"], res["code_labels"], res["class_names"]),
                         key="ae_codes")
         st.caption("With k = 2 every test image is a point: images of one class land near each other.")
     else:

@@ -6,9 +6,9 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from app_pages import _shared as ui
-from nnkit import plots_classroom
 from nnkit.jobs import JobStatus
 from nnkit.jobs.classroom_tasks import mnist_on_disk, one_pixel_task, tag_moved_task
+from nnkit.plots import classroom as classroom_plots
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository root (pages live in app_pages/)
 
@@ -60,7 +60,7 @@ if view is not None and view.status is JobStatus.DONE and view.result:
                    f"({flip.probabilities_before[flip.prediction_before]:.0%}) into **{after}** "
                    f"({flip.probabilities_after[flip.prediction_after]:.0%}) after {flip.queries} model queries.",
                    icon=":material/bolt:")
-        pixel_fig = plots_classroom.one_pixel_figure(flip, names)
+        pixel_fig = classroom_plots.one_pixel_figure(flip, names)
         st.plotly_chart(pixel_fig, key="pixel_fig", config={"displayModeBar": False})
         d = st.columns(4)
         with d[0]:
@@ -122,11 +122,11 @@ if view is not None and view.status is JobStatus.DONE and view.result:
     m[3].metric("Answers naming the tag's class", f"{report.follows_tag:.0%}", help=f"chance: {report.chance:.0%}")
     left, right = st.columns([1, 2])
     with left:
-        acc_fig = plots_classroom.tag_accuracy_figure(report)
+        acc_fig = classroom_plots.tag_accuracy_figure(report)
         st.plotly_chart(acc_fig, key="tag_acc_fig", config={"displayModeBar": False})
     with right:
         if report.examples:
-            ex_fig = plots_classroom.tag_examples_figure(report)
+            ex_fig = classroom_plots.tag_examples_figure(report)
             st.plotly_chart(ex_fig, key="tag_examples_fig", config={"displayModeBar": False})
         else:
             st.caption("The model got none of the tagged test images right, so there is no example to show.")

@@ -4,10 +4,10 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit import data as datasets
-from nnkit import plots
 from nnkit.data import preview
 from nnkit.data.upload import MAX_FILES, MAX_IMAGE_PIXELS, MAX_TOTAL_PIXELS, UPLOAD_TTL_S, check_zip, expire_uploads
 from nnkit.jobs.data_tasks import upload_task
+from nnkit.plots import data as data_plots
 
 ui.page_header("Data", "Look at what a model will learn from before you train it: samples, balance, planted shortcuts.")
 
@@ -32,14 +32,14 @@ split = ds.split(split_name)
 scale = max(1, 64 // ds.image_size)
 grid = preview.sample_grid(split, ds.num_classes, per_class=per_class, scale=scale)
 centres = preview.grid_row_centres(ds.num_classes, ds.image_size, scale=scale)
-st.plotly_chart(plots.image_grid(grid, ds.class_names, centres), key="data_grid", config={"displayModeBar": False})
+st.plotly_chart(data_plots.image_grid(grid, ds.class_names, centres), key="data_grid", config={"displayModeBar": False})
 st.download_button("Sample grid (PNG)", data=lambda: preview.png_bytes(grid), on_click="ignore",
                    file_name=f"{ui.dataset_label(name).replace(': ', '-')}-{split_name}-samples.png", mime="image/png",
                    icon=":material/download:", key="data_grid_png")
 
 st.subheader("Class balance")
 counts = preview.class_counts(ds)
-fig = plots.class_balance(counts, ds.class_names)
+fig = data_plots.class_balance(counts, ds.class_names)
 st.plotly_chart(fig, key="data_balance")
 ui.download_json({"dataset": ds.name, "class_names": ds.class_names, "counts": counts},
                  f"{ui.dataset_label(name).replace(': ', '-')}-class-counts.json", key="data_counts_json",

@@ -4,7 +4,6 @@ confounder (evidence, thresholds, verdict) and whether the attribution methods p
 import streamlit as st
 
 from app_pages import _shared as ui
-from nnkit import plots_discover, plots_explain
 from nnkit.confounding import DEFAULT_METHODS, RELIES, SANITY_METHODS
 from nnkit.jobs import JobStatus
 from nnkit.jobs.discover_tasks import check_region_task, discover_task
@@ -19,6 +18,8 @@ from nnkit.jobs.explain_tasks import (
     sanity_task,
     user_image_size,
 )
+from nnkit.plots import discover as discover_plots
+from nnkit.plots import explain as explain_plots
 from nnkit.report.explanations import CONFOUNDED_VARIANT
 from nnkit.saliency import METHODS, grid_figure, parse_methods, render_grid_png
 from nnkit.saliency.grid import parse_indices
@@ -166,7 +167,7 @@ with conf_tab:
             with ui.guard(stop=False):
                 image = preview_image(run.run_id, _data_arg(cf_data), None if cf_split == "auto" else cf_split)
                 placed = box_on_model_input(run.run_id, drawn, _data_arg(cf_data))
-                st.plotly_chart(plots_explain.box_preview(image, placed["model_box"], title=drawn),
+                st.plotly_chart(explain_plots.box_preview(image, placed["model_box"], title=drawn),
                                 key="explain_draw_chart", config={"displaylogo": False})
                 st.caption(placed["text"])
         st.button(f"Use box {drawn}", key="explain_draw_use", icon=":material/crop_free:",
@@ -191,7 +192,7 @@ with conf_tab:
         if info.get("box"):
             with ui.guard(stop=False):
                 image = preview_image(report["run_id"], None if info["data"] == own else info["data"], info["split"])
-                st.plotly_chart(plots_explain.box_preview(image, info["box"]["model_box"], title="the region checked"),
+                st.plotly_chart(explain_plots.box_preview(image, info["box"]["model_box"], title="the region checked"),
                                 key="explain_cf_box_chart", config={"displaylogo": False})
                 st.caption(f"The region checked: {info['box']['text']}.")
         st.markdown("**Evidence**")
@@ -210,7 +211,7 @@ with conf_tab:
             rows.append(row | {"seconds": round(m["seconds"], 2)})
         st.dataframe(rows, hide_index=True, width="stretch", key="explain_cf_methods_table")
         ref = report["reference"]
-        bars = plots_explain.relevance_ratio_bars(report["methods"], report["thresholds"]["mass_ratio"],
+        bars = explain_plots.relevance_ratio_bars(report["methods"], report["thresholds"]["mass_ratio"],
                                                   ref["methods"] if ref else None)
         st.plotly_chart(bars, key="explain_cf_bars", config={"displaylogo": False})
         cf, er = report["counterfactual"], report["erasure"]
@@ -281,12 +282,12 @@ with sanity_tab:
         else:
             st.info(f"No method flagged: every method's maps change when the weights are randomised "
                     f"(mean rank correlation < {rand['threshold']:g}).", icon=":material/verified:")
-        curves = plots_explain.randomisation_curves(rand)
+        curves = explain_plots.randomisation_curves(rand)
         st.plotly_chart(curves, key="explain_sanity_curves", config={"displaylogo": False})
         st.caption(f"Run `{sanity['run_id']}` · {rand['n']} images of {ui.dataset_label(sanity['data'])}/"
                    f"{sanity['split']} · {'absolute' if rand['absolute'] else 'signed'} maps · most to least "
                    "sensitive to randomisation: " + ", ".join(rand["methods"][m]["label"] for m in rand["ranking"]))
-        del_ins = plots_explain.deletion_insertion_curves(faith)
+        del_ins = explain_plots.deletion_insertion_curves(faith)
         st.plotly_chart(del_ins, key="explain_sanity_faith", config={"displaylogo": False})
         st.dataframe([{"method": f["label"], "mean rank correlation": rand["methods"].get(m, {}).get("similarity"),
                        "flagged": rand["methods"][m]["flagged"] if m in rand["methods"] else None,
@@ -367,17 +368,17 @@ with discover_tab:
             st.info(f"No candidate confounder in class {cls['class_name']}: no cluster's region passes the rules.",
                     icon=":material/verified:")
         c = st.columns(2)
-        c[0].plotly_chart(plots_discover.eigengap_figure(cls["eigenvalues"], cls["n_clusters"],
+        c[0].plotly_chart(discover_plots.eigengap_figure(cls["eigenvalues"], cls["n_clusters"],
                                                          title="Eigengap (number of clusters)"),
                           key="explain_discover_eigengap", config={"displaylogo": False})
         hover = [f"image {i} of {found['split']}" for i in cls["positions"]]
-        picked = c[1].plotly_chart(plots_discover.embedding_figure(cls["embedding"], cls["labels"], hover,
+        picked = c[1].plotly_chart(discover_plots.embedding_figure(cls["embedding"], cls["labels"], hover,
                                                                    title="Spectral embedding of the maps"),
                                    key="explain_discover_embedding", config={"displaylogo": False},
                                    on_select="rerun", selection_mode=("points", "box", "lasso"))
-        rows = plots_discover.selected_points(picked.selection.points if picked else [])[:MAX_MEMBERS]
+        rows = discover_plots.selected_points(picked.selection.points if picked else [])[:MAX_MEMBERS]
         if rows:
-            st.plotly_chart(plots_discover.members_figure(
+            st.plotly_chart(discover_plots.members_figure(
                 cls["images"][rows], cls["maps"][rows], [f"#{cls['positions'][i]}" for i in rows]),
                 key="explain_discover_picked", config={"displaylogo": False})
         else:
@@ -386,12 +387,12 @@ with discover_tab:
         if joint is not None:
             by = st.radio("All classes' maps, one embedding: colour by", ["class", "cluster"], horizontal=True,
                           key="explain_discover_colour")
-            st.plotly_chart(plots_discover.embedding_figure(joint["embedding"], joint[by], joint["hover"],
+            st.plotly_chart(discover_plots.embedding_figure(joint["embedding"], joint[by], joint["hover"],
                                                             title="Spectral embedding of every class's maps",
                                                             prefix=""),
                             key="explain_discover_joint", config={"displaylogo": False})
         clusters = cls["clusters"]
-        st.plotly_chart(plots_discover.prototypes_figure(
+        st.plotly_chart(discover_plots.prototypes_figure(
             cls["prototypes"], cls["mean_images"], [k["box"] for k in clusters],
             [f"cluster {k['cluster']}: {k['size']} images, {k['concentration']:.1f}×" for k in clusters]),
             key="explain_discover_prototypes", config={"displaylogo": False})
@@ -400,7 +401,7 @@ with discover_tab:
         for k in clusters:
             members = k["members"][:MAX_MEMBERS]
             with st.expander(f"Cluster {k['cluster']}: {k['size']} images (first {len(members)} shown)"):
-                st.plotly_chart(plots_discover.members_figure(
+                st.plotly_chart(discover_plots.members_figure(
                     cls["images"][members], cls["maps"][members], [f"#{cls['positions'][i]}" for i in members]),
                     key=f"explain_discover_members_{k['cluster']}", config={"displaylogo": False})
         with st.columns(4)[0]:

@@ -6,7 +6,6 @@ import streamlit as st
 from PIL import Image
 
 from app_pages import _shared as ui
-from nnkit import plots_generative as gplots
 from nnkit.gan import GanConfig
 from nnkit.gan.train import can_continue, stop_note
 from nnkit.jobs import get_manager
@@ -19,6 +18,7 @@ from nnkit.jobs.generative_tasks import (
     gan_task,
     grids_zip,
 )
+from nnkit.plots import generative as gplots
 from nnkit.runs import RunStore
 
 ui.page_header("GAN", "Teach a generator to imitate a dataset by fooling a discriminator, then see what it learned: "

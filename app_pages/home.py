@@ -3,8 +3,8 @@
 import streamlit as st
 
 from app_pages import _shared as ui
-from nnkit import plots
 from nnkit.jobs import JobStatus, quick_start_config, train_task
+from nnkit.plots import training as training_plots
 
 ui.page_header("nnkit lab", "A robustness lab for image classifiers: train one, break it, find out what it looks at.")
 
@@ -30,7 +30,7 @@ if st.button("Quick start", type="primary", icon=":material/rocket_launch:", dis
     st.rerun()  # draw the live panel (and the sidebar's job list) straight away
 
 job = ui.current_job("quick-start")
-view = ui.job_panel(job, key="quick-start", figure=plots.training_curves,
+view = ui.job_panel(job, key="quick-start", figure=training_plots.training_curves,
                     on_done=lambda v: ui.set_active_run(v.result["run_id"]))
 if view is not None and view.status is JobStatus.DONE:
     st.page_link("app_pages/train.py", label="See its confusion matrix and downloads on Train",

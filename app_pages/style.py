@@ -3,7 +3,6 @@
 import streamlit as st
 
 from app_pages import _shared as ui
-from nnkit import plots_generative as gplots
 from nnkit.jobs import get_manager
 from nnkit.jobs.generative_tasks import (
     STYLE_CONTENT,
@@ -14,6 +13,7 @@ from nnkit.jobs.generative_tasks import (
     read_image_source,
     style_task,
 )
+from nnkit.plots import generative as gplots
 from nnkit.style import CONTENTS, DEFAULT_CONTENT, DEFAULT_STYLE, INITS, OPTIMIZERS, STYLES, WEIGHT_CHOICES, StyleConfig
 from nnkit.style.transfer import MAX_SIZE, MIN_SIZE, loss_change
 

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from app_pages import _shared as ui
-from nnkit import plots
 from nnkit.cli.train import train_argv
 from nnkit.distributed import torchrun_command
 from nnkit.jobs import distributed_train_task, train_task
 from nnkit.models import list_models
 from nnkit.models.layers import ACTIVATIONS
+from nnkit.plots import training as training_plots
 from nnkit.runs import RunStore
 from nnkit.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -79,7 +79,7 @@ if submitted:
             ui.submit_job(train_task, kind="train", title=title, slot="train", config=config)
     st.rerun()  # show the live panel and the sidebar's job straight away
 
-ui.job_panel(ui.current_job("train"), key="train", figure=plots.training_curves, figure_when_done=False,
+ui.job_panel(ui.current_job("train"), key="train", figure=training_plots.training_curves, figure_when_done=False,
              on_done=lambda v: ui.set_active_run(v.result["run_id"]))
 
 runs = ui.classifier_runs()
@@ -108,13 +108,13 @@ st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))}{procs} · da
            f"model {ui.md(meta['model']['name'])}")
 left, right = st.columns(2)
 with left:
-    curves = plots.training_curves(run.metrics(), height=420)
+    curves = training_plots.training_curves(run.metrics(), height=420)
     st.plotly_chart(curves, key="train_result_curves")
 with right:
     class_names = meta.get("dataset", {}).get("class_names", [])
     test = run.optional_json("eval_test.json")  # None when missing or corrupt: the page does without it
     if test is not None and isinstance(test.get("confusion"), list):
-        confusion = plots.confusion_matrix(test["confusion"], class_names, height=420)
+        confusion = training_plots.confusion_matrix(test["confusion"], class_names, height=420)
         st.plotly_chart(confusion, key="train_result_confusion")
     else:
         confusion = None
@@ -134,7 +134,7 @@ metric = st.segmented_control("Metric", ["val_accuracy", "train_accuracy", "val_
 if chosen:
     store = RunStore()
     compared = [store.get(r) for r in chosen]
-    st.plotly_chart(plots.compare_runs({labels[r.run_id]: r.metrics() for r in compared}, metric),
+    st.plotly_chart(training_plots.compare_runs({labels[r.run_id]: r.metrics() for r in compared}, metric),
                     key="train_compare_chart")
     rows = []
     for r in compared:

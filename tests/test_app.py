@@ -16,11 +16,12 @@ import torch
 from PIL import Image
 
 import streamlit_app  # the dashboard entry at the repository root
-from nnkit import plots
 from nnkit.data import create as create_dataset
 from nnkit.data import preview
 from nnkit.data.upload import import_zip, list_uploads, safe_name, uploads_dir
 from nnkit.errors import NnkitError
+from nnkit.plots import data as data_plots
+from nnkit.plots import training as training_plots
 from tests.apptest_helpers import ok as _ok
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,26 +246,26 @@ def test_a_second_session_of_the_same_browser_reattaches():
 def test_training_curves_from_live_and_stored_metrics():
     live = [{"step": 1, "epoch": 1, "loss": 2.3}, {"step": 2, "epoch": 1, "loss": 2.1},
             {"step": 2, "epoch": 1, "train_loss": 2.2, "train_accuracy": 0.2, "val_loss": 2.0, "val_accuracy": 0.3}]
-    fig = plots.training_curves(live)
+    fig = training_plots.training_curves(live)
     names = [t.name for t in fig.data]
     assert names == ["batch loss", "train loss", "train accuracy", "validation loss", "validation accuracy"]
     assert list(fig.data[0].y) == [2.3, 2.1]
     stored = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}, {"epoch": 2, "train_loss": 0.5,
                                                                        "train_accuracy": 0.8}]
-    assert list(plots.training_curves(stored).data[0].x) == [1, 2]
-    assert plots.training_curves([]).layout.annotations[0].text.startswith("waiting")
+    assert list(training_plots.training_curves(stored).data[0].x) == [1, 2]
+    assert training_plots.training_curves([]).layout.annotations[0].text.startswith("waiting")
 
 
 def test_confusion_balance_compare_and_grid_figures():
-    fig = plots.confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"])
+    fig = training_plots.confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"])
     assert np.allclose(np.asarray(fig.data[0].z), [[0.75, 0.25], [0.0, 1.0]])
     assert np.asarray(fig.data[0].text).tolist() == [[3, 1], [0, 4]]
-    bars = plots.class_balance({"train": [5, 7], "test": [1, 2]}, ["a", "b"])
+    bars = data_plots.class_balance({"train": [5, 7], "test": [1, 2]}, ["a", "b"])
     assert [b.name for b in bars.data] == ["train", "test"] and list(bars.data[0].y) == [5, 7]
-    cmp = plots.compare_runs({"r1": [{"epoch": 1, "val_accuracy": 0.5}], "r2": [{"epoch": 1}]}, "val_accuracy")
+    cmp = training_plots.compare_runs({"r1": [{"epoch": 1, "val_accuracy": 0.5}], "r2": [{"epoch": 1}]}, "val_accuracy")
     assert [t.name for t in cmp.data] == ["r1"] and tuple(cmp.layout.yaxis.range) == (0, 1.02)
-    assert not plots.compare_runs({"r2": [{"epoch": 1}]}, "val_accuracy").data
-    grid = plots.image_grid(np.zeros((10, 20, 3), np.uint8), ["x"], [5.0])
+    assert not training_plots.compare_runs({"r2": [{"epoch": 1}]}, "val_accuracy").data
+    grid = data_plots.image_grid(np.zeros((10, 20, 3), np.uint8), ["x"], [5.0])
     assert list(grid.layout.yaxis.ticktext) == ["x"]
 
 

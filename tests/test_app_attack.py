@@ -21,9 +21,9 @@ from attacks.on_run import (
     speed_on_run,
     thumbnails_on_run,
 )
-from nnkit import plots_attack
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.jobs.attack_tasks import attack_images_task, attack_sweep_task
+from nnkit.plots import attack as attack_plots
 from tests.apptest_helpers import finish as _finish
 from tests.apptest_helpers import ok as _ok
 
@@ -313,19 +313,19 @@ def test_figure_builders():
     before = np.zeros((8, 8, 3), np.uint8)
     after = before.copy()
     after[2, 5] = 255
-    fig = plots_attack.before_after(before, after, [{"type": "rect", "x0": 5, "y0": 2, "x1": 6, "y1": 3}])
+    fig = attack_plots.before_after(before, after, [{"type": "rect", "x0": 5, "y0": 2, "x1": 6, "y1": 3}])
     assert len(fig.layout.shapes) == 2 and fig.layout.shapes[1].x0 == pytest.approx(4.2)
     assert fig.layout.shapes[1].y1 == pytest.approx(2.8)  # pixel (2, 5) spans 4.5..5.5 × 1.5..2.5, padded
-    bars = plots_attack.probability_bars([0.9, 0.1], [0.2, 0.8], ["cat", "dog"], label=0, target=1)
+    bars = attack_plots.probability_bars([0.9, 0.1], [0.2, 0.8], ["cat", "dog"], label=0, target=1)
     assert list(bars.data[0].x) == ["cat (true)", "dog (target)"] and list(bars.data[1].y) == [0.2, 0.8]
-    assert plots_attack.sweep_curves([]).layout.annotations[0].text.startswith("waiting")
+    assert attack_plots.sweep_curves([]).layout.annotations[0].text.startswith("waiting")
     points = [{"sweep": "pixels", "value": k, "success_rate": s, "robust_accuracy": 0.5, "clean_accuracy": 0.6}
               for k, s in ((3, 0.4), (1, 0.1))]
-    curves = plots_attack.sweep_curves(points)
+    curves = attack_plots.sweep_curves(points)
     assert list(curves.data[0].x) == [1, 3] and list(curves.data[0].y) == [0.1, 0.4]
-    strip = plots_attack.thumbnail_strip(np.zeros((3, 8, 8, 3), np.uint8), [4, 5, 6], [0, 1, 0], ["a", "b"])
+    strip = attack_plots.thumbnail_strip(np.zeros((3, 8, 8, 3), np.uint8), [4, 5, 6], [0, 1, 0], ["a", "b"])
     assert list(strip.layout.xaxis.ticktext) == ["4<br>a", "5<br>b", "6<br>a"]
     view = {"index": 4, "before": before, "after": after, "marks": [], "status": "fooled", "pred_before": 0,
             "pred_after": 1, "conf_before": 0.9, "conf_after": 0.8, "probs_before": [0.9, 0.1],
             "probs_after": [0.2, 0.8]}
-    assert len(plots_attack.examples_figure([view, view], ["a", "b"]).data) == 8
+    assert len(attack_plots.examples_figure([view, view], ["a", "b"]).data) == 8

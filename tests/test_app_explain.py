@@ -1,6 +1,6 @@
 """The Explain & Confounding page under AppTest (grid, confounding check, sanity check, box drawing) and its
 library side: the job functions of ``nnkit.jobs.explain_tasks``, the image choice of
-``nnkit.saliency.grid`` and the figure builders of ``nnkit.plots_explain``."""
+``nnkit.saliency.grid`` and the figure builders of ``nnkit.plots.explain``."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def test_parse_mask_box():
 
 
 def test_job_functions_give_json_ready_results(tiny_run):
-    from nnkit import plots_explain
+    from nnkit.plots import explain as explain_plots
 
     run = tiny_run.run_id
     grid = tasks.saliency_grid(run, n=2, seed=None, methods="gradcam")
@@ -206,17 +206,17 @@ def test_job_functions_give_json_ready_results(tiny_run):
     assert boxed["verdict"] in (RELIES, NO_EVIDENCE) and boxed["reference_run_id"] == run
     assert boxed["info"]["mask"] == "box 0,0,8,8" and steps[-1] == 1.0
     assert boxed["methods"]["saliency"]["mass_vs_reference"] == pytest.approx(1.0)
-    bars = plots_explain.relevance_ratio_bars(boxed["methods"], 3.0, boxed["reference"]["methods"])
+    bars = explain_plots.relevance_ratio_bars(boxed["methods"], 3.0, boxed["reference"]["methods"])
     assert [t.name for t in bars.data] == ["this model", "reference"]
     out = tasks.sanity(run, n=2, methods="saliency,gradcam", steps=2)
     json.dumps(out, allow_nan=False)
     assert set(out["randomisation"]["methods"]) == {"saliency", "gradcam"}
     assert set(out["faithfulness"]["methods"]) == {"saliency", "gradcam", "random"}
-    assert len(plots_explain.randomisation_curves(out["randomisation"]).data) == 2
-    assert len(plots_explain.deletion_insertion_curves(out["faithfulness"]).data) == 6
+    assert len(explain_plots.randomisation_curves(out["randomisation"]).data) == 2
+    assert len(explain_plots.deletion_insertion_curves(out["faithfulness"]).data) == 6
     image = tasks.preview_image(run)
     assert tuple(image.shape) == (3, 32, 32)
-    assert plots_explain.box_preview(image, (0, 0, 8, 8)).layout.shapes[0].x1 == 7.5
+    assert explain_plots.box_preview(image, (0, 0, 8, 8)).layout.shapes[0].x1 == 7.5
 
 
 def test_jobs_report_progress_summary_and_cancel(tiny_run):

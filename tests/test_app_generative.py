@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from nnkit import plots_generative as gplots
 from nnkit.errors import NnkitError
 from nnkit.gan import GanConfig
 from nnkit.jobs import JobManager, JobStatus, get_manager
@@ -27,6 +26,7 @@ from nnkit.jobs.generative_tasks import (
     read_image_source,
     style_task,
 )
+from nnkit.plots import generative as gplots
 from nnkit.runs import RunStore
 from nnkit.style import StyleConfig
 from tests.apptest_helpers import ok as _ok

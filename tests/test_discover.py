@@ -246,9 +246,9 @@ def test_cli_bad_input_is_one_line(tiny_run, capsys, argv, message):
 def test_discover_job_function_gives_figures_and_cancels(tiny_run):
     import threading
 
-    from nnkit import plots_discover
     from nnkit.errors import Cancelled
     from nnkit.jobs.discover_tasks import discover
+    from nnkit.plots import discover as discover_plots
 
     seen = []
     out = discover(tiny_run.run_id, classes=["circle", "2"], n=8, on_progress=lambda f, m: seen.append(f))
@@ -256,17 +256,17 @@ def test_discover_job_function_gives_figures_and_cancels(tiny_run):
     c = out["classes"][0]
     assert c["maps"].shape == (c["n"], 32, 32) and len(c["prototypes"]) == len(c["clusters"])
     assert torch.allclose(c["maps"].flatten(1).sum(1), torch.ones(c["n"]))  # unit mass per map
-    fig = plots_discover.prototypes_figure(c["prototypes"], c["mean_images"], [k["box"] for k in c["clusters"]],
+    fig = discover_plots.prototypes_figure(c["prototypes"], c["mean_images"], [k["box"] for k in c["clusters"]],
                                            [str(k["cluster"]) for k in c["clusters"]])
     assert len(fig.layout.shapes) == len(c["clusters"])  # one box drawn per prototype
     members = c["clusters"][0]["members"]
-    assert len(plots_discover.members_figure(c["images"][members], c["maps"][members]).data) == len(members)
-    assert len(plots_discover.embedding_figure(c["embedding"], c["labels"]).data) == c["n_clusters"]
+    assert len(discover_plots.members_figure(c["images"][members], c["maps"][members]).data) == len(members)
+    assert len(discover_plots.embedding_figure(c["embedding"], c["labels"]).data) == c["n_clusters"]
     joint = out["joint"]  # one embedding of both classes' maps, to colour by class
     assert len(joint["embedding"]) == len(joint["class"]) == sum(k["n"] for k in out["classes"])
-    by_class = plots_discover.embedding_figure(joint["embedding"], joint["class"], joint["hover"], prefix="")
+    by_class = discover_plots.embedding_figure(joint["embedding"], joint["class"], joint["hover"], prefix="")
     assert [t.name for t in by_class.data] == ["circle", "triangle"]
-    gap = plots_discover.eigengap_figure(c["eigenvalues"], c["n_clusters"])
+    gap = discover_plots.eigengap_figure(c["eigenvalues"], c["n_clusters"])
     assert list(gap.data[0].y) == pytest.approx(c["eigenvalues"])
     stop = threading.Event()
     stop.set()
@@ -306,7 +306,7 @@ def test_no_candidate_on_clean_shapes(shapes_run, capsys):
 
 def test_embedding_points_carry_their_row_for_the_thumbnail_view():
     """The embedding view shows the images of the points a user picks: every point knows its row."""
-    from nnkit.plots_discover import embedding_figure, selected_points
+    from nnkit.plots.discover import embedding_figure, selected_points
 
     fig = embedding_figure([[0, 0], [1, 1], [2, 2], [3, 3]], [0, 1, 0, 1])
     rows = {int(r) for trace in fig.data for r in trace.customdata}

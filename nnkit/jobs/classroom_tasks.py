@@ -93,7 +93,7 @@ def tricks_task(ctx: JobContext, names: list[str], data: str = "mnist", n_train:
     Returns:
         ``{"data", "n_train", "epochs", "curves": [TrickCurve as a dict, plus "diverged" and "gap"]}``.
         The live metrics hold one record per epoch: ``{"trick", "epoch", "train_loss", "val_loss",
-        "train_accuracy", "val_accuracy"}`` (``nnkit.plots_classroom.tricks_curves`` draws them).
+        "train_accuracy", "val_accuracy"}`` (``nnkit.classroom_plots.tricks_curves`` draws them).
     """
     names = list(names)
     total = max(1, len(names) * int(epochs))
@@ -178,7 +178,7 @@ def gan_task(ctx: JobContext, target: str = "gaussian", steps: int = 2000, every
     Returns:
         ``{"target", "frames"}``; each frame (also logged live as a metric record) is a dict with
         ``step``, ``d_loss``, ``g_loss``, ``value``, ``real``, ``fake``, ``grid``, ``d_grid``
-        (``nnkit.plots_classroom.gan_figure`` draws them).
+        (``nnkit.classroom_plots.gan_figure`` draws them).
     """
     dim = gan.TARGETS[target][0] if target in gan.TARGETS else 1
     frames = []

@@ -16,7 +16,7 @@ from nnkit.confounding import cascading_randomization, check_dataset, control_ma
 from nnkit.data.base import Dataset
 from nnkit.data.select import describe_selection
 from nnkit.errors import NnkitError
-from nnkit.plots_explain import deletion_insertion_curves, randomisation_curves, relevance_ratio_bars
+from nnkit.plots.explain import deletion_insertion_curves, randomisation_curves, relevance_ratio_bars
 from nnkit.report.assets import Assets, plain
 from nnkit.report.commands import confounding_cmd, explain_cmd, sanity_cmd
 from nnkit.report.settings import ReportSettings

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from nnkit import plots
 from nnkit.data.base import Dataset
 from nnkit.device import describe_device
-from nnkit.plots_report import per_class_bars
+from nnkit.plots import training as training_plots
+from nnkit.plots.report import per_class_bars
 from nnkit.report.assets import Assets
 from nnkit.report.commands import eval_cmd
 from nnkit.runs import RunInfo
@@ -67,10 +67,10 @@ def model_card(info: RunInfo, dataset: Dataset, ev: Evaluation, device: torch.de
     config = info.optional_json("config.json") or {}  # missing or corrupt: the card goes without it
     history = [m for m in info.metrics() if "train_loss" in m]
     cmd = eval_cmd(info.run_id, cli_device)
-    curves = assets.figure("training_curves", plots.training_curves(history, height=340), title="Training curves",
+    curves = assets.figure("training_curves", training_plots.training_curves(history, height=340), title="Training curves",
                            section=SECTION, caption="Loss and accuracy per epoch on the training data and on the "
                            "held-out validation share, as recorded in the run's metrics.jsonl.")
-    confusion = assets.figure("confusion_matrix", plots.confusion_matrix(ev.confusion, names), title="Confusion matrix",
+    confusion = assets.figure("confusion_matrix", training_plots.confusion_matrix(ev.confusion, names), title="Confusion matrix",
                               section=SECTION, caption=f"Test split ({ev.n} images): rows are the true classes, "
                               "columns the predictions; colour is the share of the true class.", cli=cmd)
     bars = assets.figure("per_class_accuracy", per_class_bars(names, ev.per_class, ev.accuracy),

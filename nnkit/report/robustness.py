@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from attacks.figures import examples_sheet, png_bytes, to_pil
 from attacks.on_run import patch_area_sweep_on_run, pixel_sweep_on_run
-from nnkit.plots_attack import sweep_curves
-from nnkit.plots_report import per_class_success
+from nnkit.plots.attack import sweep_curves
+from nnkit.plots.report import per_class_success
 from nnkit.report.assets import Assets, plain
 from nnkit.report.commands import one_pixel_cmd, patch_cmd
 from nnkit.report.settings import ReportSettings

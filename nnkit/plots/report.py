@@ -1,7 +1,7 @@
 """Plotly figure builders of the robustness report: per-class bars of clean accuracy and attack success.
 
 Plain numbers in, a figure out; nothing is shown here and nothing imports Streamlit. The report's other
-figures come from ``nnkit.plots``, ``nnkit.plots_attack`` and ``nnkit.plots_explain``.
+figures come from ``nnkit.plots.training``, ``nnkit.plots.attack`` and ``nnkit.plots.explain``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from nnkit.plots import _LAYOUT, TRAIN_COLOUR
+from nnkit.plots.theme import LAYOUT, TRAIN_COLOUR
 
 PALETTE = ("#EF553B", "#FFA15A", "#AB63FA", "#00CC96", "#19D3F3", "#636EFA")
 
@@ -34,7 +34,7 @@ def per_class_bars(class_names: Sequence[str], accuracy: Sequence[float], overal
                       annotation_text=f"overall {overall:.1%}", annotation_position="bottom right")
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy")
     fig.update_xaxes(tickangle=-45)
-    return fig.update_layout(height=height, showlegend=False, **_LAYOUT)
+    return fig.update_layout(height=height, showlegend=False, **LAYOUT)
 
 
 def per_class_success(series: Mapping[str, Sequence[Mapping]], height: int = 340) -> go.Figure:
@@ -57,4 +57,4 @@ def per_class_success(series: Mapping[str, Sequence[Mapping]], height: int = 340
                              "</extra>"))
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="success rate")
     fig.update_xaxes(tickangle=-45)
-    return fig.update_layout(barmode="group", height=height, **_LAYOUT)
+    return fig.update_layout(barmode="group", height=height, **LAYOUT)

@@ -1,8 +1,4 @@
-"""Plotly figure builders: they take plain numbers or arrays and return a figure; they never show it.
-
-The dashboard shows these figures and a report can save the same ones (captum's habit: plotting
-helpers return figures). Nothing here imports Streamlit.
-"""
+"""Figures of the Train page family: live and finished training curves, runs compared, the confusion matrix."""
 
 from __future__ import annotations
 
@@ -12,21 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# One colour per curve kind, the same in every figure (plotly's default qualitative palette).
-TRAIN_COLOUR = "#636EFA"
-VAL_COLOUR = "#EF553B"
-BATCH_COLOUR = "rgba(99, 110, 250, 0.35)"
-BATCH_ACC_COLOUR = "rgba(99, 110, 250, 0.45)"
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2), template="plotly_white")
-
-
-def _empty(message: str, height: int = 300) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font=dict(size=14, color="grey"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig.update_layout(height=height, **_LAYOUT)
+from nnkit.plots.theme import BATCH_ACC_COLOUR, BATCH_COLOUR, LAYOUT, TRAIN_COLOUR, VAL_COLOUR, empty_figure
 
 
 def training_curves(metrics: Sequence[Mapping], title: str | None = None, height: int = 320) -> go.Figure:
@@ -45,7 +27,7 @@ def training_curves(metrics: Sequence[Mapping], title: str | None = None, height
     batches = [m for m in metrics if "loss" in m and "step" in m]
     epochs = [m for m in metrics if "train_loss" in m]
     if not batches and not epochs:
-        return _empty("waiting for the first training steps…", height)
+        return empty_figure("waiting for the first training steps…", height)
     xname = "step" if all("step" in m for m in epochs) else "epoch"
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
     # A line through one point draws nothing: until there are a few, the batch points are marked.
@@ -71,7 +53,7 @@ def training_curves(metrics: Sequence[Mapping], title: str | None = None, height
     fig.update_xaxes(title_text=xname)
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    return fig.update_layout(title=title, height=height, **_LAYOUT)
+    return fig.update_layout(title=title, height=height, **LAYOUT)
 
 
 def compare_runs(histories: Mapping[str, Sequence[Mapping]], metric: str = "val_accuracy",
@@ -91,14 +73,14 @@ def compare_runs(histories: Mapping[str, Sequence[Mapping]], metric: str = "val_
         if pts:
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=label))
     if not fig.data:
-        return _empty(f"no run has {metric!r} recorded", height)
+        return empty_figure(f"no run has {metric!r} recorded", height)
     if "accuracy" in metric:
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
     else:
         fig.update_yaxes(rangemode="tozero")
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text=metric.replace("_", " "))
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)
 
 
 def confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str],
@@ -122,44 +104,3 @@ def confusion_matrix(confusion: Sequence[Sequence[int]] | np.ndarray, class_name
     fig.update_yaxes(title_text="true", autorange="reversed")
     side = height or max(320, 60 + 34 * len(names))
     return fig.update_layout(height=side, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white")
-
-
-def class_balance(counts: Mapping[str, Sequence[int]], class_names: Sequence[str], height: int = 320) -> go.Figure:
-    """Grouped bars: images per class in each split.
-
-    Args:
-        counts: ``{split name: per-class counts}`` (``nnkit.data.preview.class_counts``).
-        class_names: the class names.
-
-    Returns:
-        The bar chart.
-    """
-    fig = go.Figure([go.Bar(name=split, x=[str(c) for c in class_names], y=list(values))
-                     for split, values in counts.items()])
-    fig.update_yaxes(title_text="images")
-    return fig.update_layout(barmode="group", height=height, **_LAYOUT)
-
-
-def image_grid(grid: np.ndarray, row_labels: Sequence[str] | None = None,
-               row_centres: Sequence[float] | None = None, height: int | None = None) -> go.Figure:
-    """Show a uint8 H×W×3 image (e.g. ``nnkit.data.preview.sample_grid``) with optional row labels.
-
-    Args:
-        grid: the image.
-        row_labels: one label per row of cells (e.g. class names).
-        row_centres: the y pixel of each label (``nnkit.data.preview.grid_row_centres``).
-        height: figure height in pixels (default: the image's own height plus margins).
-
-    Returns:
-        An image figure without zoom clutter; pixels are not smoothed.
-    """
-    fig = go.Figure(go.Image(z=grid, hoverinfo="skip"))
-    fig.update_xaxes(visible=False)
-    if row_labels is not None and row_centres is not None:
-        fig.update_yaxes(tickmode="array", tickvals=list(row_centres), ticktext=[str(s) for s in row_labels],
-                         showgrid=False, zeroline=False, ticks="")
-    else:
-        fig.update_yaxes(visible=False)
-    h = height or int(grid.shape[0]) + 20
-    return fig.update_layout(height=h, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
-                             dragmode=False)

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nnkit.plots import _LAYOUT, TRAIN_COLOUR, VAL_COLOUR, _empty
+from nnkit.plots.theme import LAYOUT, TRAIN_COLOUR, VAL_COLOUR, empty_figure
 
 BEFORE_COLOUR = TRAIN_COLOUR
 AFTER_COLOUR = VAL_COLOUR
@@ -118,7 +118,7 @@ def probability_bars(probs_before: Sequence[float], probs_after: Sequence[float]
                      go.Bar(name="after", x=names, y=list(probs_after), marker_color=AFTER_COLOUR)])
     fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
     fig.update_xaxes(tickangle=-45)
-    return fig.update_layout(barmode="group", height=height, **_LAYOUT)
+    return fig.update_layout(barmode="group", height=height, **LAYOUT)
 
 
 def _caption(view: Mapping, class_names: Sequence[str], when: str) -> str:
@@ -138,7 +138,7 @@ def examples_figure(views: Sequence[Mapping], class_names: Sequence[str], row_he
         A figure with one row per image.
     """
     if not views:
-        return _empty("no images")
+        return empty_figure("no images")
     titles = []
     for v in views:
         titles += [f"#{v['index']} before: {_caption(v, class_names, 'before')}",
@@ -159,7 +159,7 @@ def examples_figure(views: Sequence[Mapping], class_names: Sequence[str], row_he
         fig.update_yaxes(visible=False, row=r, col=1)
         fig.update_yaxes(visible=False, row=r, col=2)
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=r, col=3)
-    return fig.update_layout(barmode="group", height=row_height * len(views) + 60, **_LAYOUT)
+    return fig.update_layout(barmode="group", height=row_height * len(views) + 60, **LAYOUT)
 
 
 def sweep_curves(points: Sequence[Mapping], height: int = 340) -> go.Figure:
@@ -176,7 +176,7 @@ def sweep_curves(points: Sequence[Mapping], height: int = 340) -> go.Figure:
     """
     sweeps = [s for s in ("pixels", "area") if any(p.get("sweep") == s for p in points)]
     if not sweeps:
-        return _empty("waiting for the first sweep point…", height)
+        return empty_figure("waiting for the first sweep point…", height)
     titles = {"pixels": "success vs pixels changed (k)", "area": "success vs patch area"}
     fig = make_subplots(rows=1, cols=len(sweeps), subplot_titles=[titles[s] for s in sweeps],
                         horizontal_spacing=0.1)
@@ -200,4 +200,4 @@ def sweep_curves(points: Sequence[Mapping], height: int = 340) -> go.Figure:
         else:
             fig.update_xaxes(title_text="patch area (share of the image)", tickformat=".0%", row=1, col=col)
         fig.update_yaxes(range=[-0.03, 1.05], tickformat=".0%", row=1, col=col)  # room for markers at 0 and 100%
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nnkit.plots import image_grid
+from nnkit.plots.data import image_grid
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), template="plotly_white")
 _CLASS_COLOURS = ("#EF553B", "#636EFA")  # label 0, label 1 (plotly's default red and blue)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nnkit.plots import _LAYOUT, _empty
+from nnkit.plots.theme import LAYOUT, empty_figure
 
 D_COLOUR = "#636EFA"  # the discriminator's curves
 G_COLOUR = "#EF553B"  # the generator's curves
@@ -38,7 +38,7 @@ def gan_curves(metrics: Sequence[Mapping], height: int = 320) -> go.Figure:
     batches = [m for m in metrics if m.get("batch") and "d_loss" in m]
     epochs = [m for m in metrics if not m.get("batch") and "d_loss" in m]
     if not batches and not epochs:
-        return _empty("waiting for the first GAN steps…", height)
+        return empty_figure("waiting for the first GAN steps…", height)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "discriminator output"), horizontal_spacing=0.08)
     series = (("d_loss", "D loss", D_COLOUR, 1), ("g_loss", "G loss", G_COLOUR, 1),
               ("d_x", "D(x) real", REAL_COLOUR, 2), ("d_g_z", "D(G(z)) generated", FAKE_COLOUR, 2))
@@ -54,7 +54,7 @@ def gan_curves(metrics: Sequence[Mapping], height: int = 320) -> go.Figure:
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)
 
 
 def gan_quality(metrics: Sequence[Mapping], reference: Mapping | None = None, height: int = 300) -> go.Figure:
@@ -73,7 +73,7 @@ def gan_quality(metrics: Sequence[Mapping], reference: Mapping | None = None, he
     """
     scored = [m for m in metrics if "frechet_distance" in m]
     if not scored:
-        return _empty("waiting for the first scored epoch…", height)
+        return empty_figure("waiting for the first scored epoch…", height)
     x = [m.get("epoch") for m in scored]
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
                         subplot_titles=("Fréchet distance ↓", "inception score ↑", "class coverage ↑"))
@@ -100,7 +100,7 @@ def gan_quality(metrics: Sequence[Mapping], reference: Mapping | None = None, he
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=3)
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)
 
 
 def style_curves(metrics: Sequence[Mapping], height: int = 300) -> go.Figure:
@@ -115,7 +115,7 @@ def style_curves(metrics: Sequence[Mapping], height: int = 300) -> go.Figure:
     """
     records = [m for m in metrics if "loss" in m and "step" in m]
     if not records:
-        return _empty("waiting for the first optimisation steps…", height)
+        return empty_figure("waiting for the first optimisation steps…", height)
     fig = go.Figure()
     x = [m["step"] for m in records]
     for key, name, colour, dash in (("loss", "total (weighted)", "black", "solid"),
@@ -126,4 +126,4 @@ def style_curves(metrics: Sequence[Mapping], height: int = 300) -> go.Figure:
             fig.add_trace(go.Scatter(x=x, y=ys, mode="lines", name=name, line=dict(color=colour, dash=dash)))
     fig.update_xaxes(title_text="step (loss evaluations)")
     fig.update_yaxes(type="log", title_text="loss")
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25), template="plotly_white")
+LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25), template="plotly_white")
 RANDOM_COLOUR = "grey"
 FLAG_COLOUR = "#EF553B"
 PALETTE = ("#636EFA", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF")  # plotly's, no red
@@ -41,7 +41,7 @@ def randomisation_curves(randomisation: Mapping, height: int = 380) -> go.Figure
                   annotation_text=f"flag at {randomisation['threshold']:g}", annotation_position="top left")
     fig.update_xaxes(title_text="layers randomised (cumulative, from the output down)", tickangle=-30)
     fig.update_yaxes(title_text="rank correlation with the trained maps", range=[-1.05, 1.05])
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)
 
 
 def deletion_insertion_curves(faithfulness: Mapping, height: int = 360) -> go.Figure:
@@ -69,7 +69,7 @@ def deletion_insertion_curves(faithfulness: Mapping, height: int = 360) -> go.Fi
     fig.update_xaxes(title_text="share of pixels changed", tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text="probability of the class", range=[0, 1.02], col=1)
     fig.update_yaxes(range=[0, 1.02], col=2)
-    return fig.update_layout(height=height, **_LAYOUT)
+    return fig.update_layout(height=height, **LAYOUT)
 
 
 def relevance_ratio_bars(methods: Mapping, threshold: float, reference: Mapping | None = None,
@@ -95,7 +95,7 @@ def relevance_ratio_bars(methods: Mapping, threshold: float, reference: Mapping 
     fig.add_hline(y=1.0, line=dict(color=RANDOM_COLOUR, dash="dot", width=1),
                   annotation_text="area share (1×)", annotation_position="bottom right")
     fig.update_yaxes(title_text="relevance mass ÷ area share", rangemode="tozero")
-    return fig.update_layout(height=height, barmode="group", **_LAYOUT)
+    return fig.update_layout(height=height, barmode="group", **LAYOUT)
 
 
 def _num(value) -> float:
