@@ -45,6 +45,7 @@ bench: bench-deps
 	$(PY) bench/saliency_speed.py
 	$(PY) bench/one_pixel_vs_peers.py
 	$(PY) bench/patch_vs_art.py
+	$(PY) bench/gradient_vs_peers.py
 
 # Every benchmark once at its smallest budget, on one tiny run in a throwaway NNKIT_HOME (CI): each script
 # still runs end to end with its peers. The figures it prints are not measurements; `make bench` measures.
@@ -58,6 +59,7 @@ bench-smoke: bench-deps
 	$(PY) bench/saliency_speed.py --n 4 --single-n 2 --batch-size 4 --repeats 1 --devices cpu; \
 	$(PY) bench/discover_speed.py --run bench-smoke --n 4; \
 	$(PY) bench/one_pixel_vs_peers.py --run bench-smoke --n 4 --popsize 10 --generations 2; \
+	$(PY) bench/gradient_vs_peers.py --run bench-smoke --quick; \
 	$(PY) bench/patch_vs_art.py --run bench-smoke --steps 2 --train-n 32 --n 16 --batch-size 16
 
 clean:

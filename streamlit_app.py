@@ -26,6 +26,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Lab", "app_pages/gan.py", "GAN", ":material/auto_awesome:"),
     ("Lab", "app_pages/style.py", "Style transfer", ":material/palette:"),
     ("Lab", "app_pages/report.py", "Report", ":material/description:"),
+    ("Lab", "app_pages/compare.py", "Compare", ":material/leaderboard:"),
     ("Classroom", "app_pages/classroom_neuron.py", "McCulloch-Pitts neuron", ":material/memory:"),
     ("Classroom", "app_pages/classroom_perceptron.py", "Perceptron", ":material/linear_scale:"),
     ("Classroom", "app_pages/classroom_backprop.py", "Backpropagation", ":material/account_tree:"),

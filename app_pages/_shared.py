@@ -150,13 +150,17 @@ def classifier_runs() -> list[RunInfo]:
 
 
 def run_label(run: RunInfo) -> str:
-    """One short plain-text line naming a run: name (or id), dataset, model, test accuracy.
+    """One short plain-text line naming a run: name (or id), dataset, model, defence if any, test accuracy.
 
     For widget options and tables (plain text); put it through ``md`` where it goes into Markdown.
     """
+    from nnkit.training.adversarial import defence_tag
+
     meta = run.meta
     acc = meta.get("test_accuracy")
     parts = [run.label, meta.get("dataset", {}).get("name", "?"), meta.get("model", {}).get("name", "?")]
+    if meta.get("defence"):  # an adversarially trained model says so wherever it is listed
+        parts.append(defence_tag(meta["defence"]))
     text = " · ".join(safe_text(p) for p in parts)
     return f"{text} · {acc:.1%}" if isinstance(acc, float) else text
 

@@ -1,15 +1,25 @@
-"""Attack: single-pixel and patch attacks on the active model, on chosen images and on a batch with sweeps."""
+"""Attack: single-pixel and patch attacks on the active model, on chosen images and on a batch with sweeps,
+and gradient attacks (FGSM, PGD, APGD): robust accuracy against the budget ε."""
 
 import streamlit as st
 
 from app_pages import _shared as ui
 from attacks import cost
 from attacks.on_run import thumbnails_on_run
-from nnkit.cli.attack import one_pixel_argv, patch_argv
+from attacks.pgd import eps_label
+from nnkit.cli.attack import one_pixel_argv, patch_argv, robust_argv
 from nnkit.distributed import torchrun_command
 from nnkit.jobs import JobStatus, get_manager
-from nnkit.jobs.attack_tasks import MAX_IMAGES, attack_images_task, attack_sweep_task
+from nnkit.jobs.attack_tasks import (
+    GRADIENT_ATTACKS,
+    MAX_IMAGES,
+    attack_images_task,
+    attack_sweep_task,
+    gradient_attack_task,
+    min_eps_values,
+)
 from nnkit.plots import attack as attack_plots
+from nnkit.runs.evaluations import command_line
 
 ui.page_header("Attack", "How few pixels, or how small a sticker, does it take to change the active model's mind?")
 run = ui.require_active_run()
@@ -62,7 +72,7 @@ total = first["total"]
 st.caption(f"Active model: {ui.md(ui.run_label(run))} · budgets below are in model queries; a running job's bar "
            "shows its measured rate and the time left.")
 
-single_tab, batch_tab = st.tabs(["Chosen images", "Batch and sweeps"])
+single_tab, batch_tab, gradient_tab = st.tabs(["Chosen images", "Batch and sweeps", "Gradient attacks (ε)"])
 
 # -- chosen images ------------------------------------------------------------------------------
 with single_tab:
@@ -276,3 +286,101 @@ with batch_tab:
         d[2].download_button(f"Before/after {label} (PNG)", data=res["sheets"][label],
                              file_name=f"{stem}-{label.replace(' ', '').replace('%', 'pct')}.png", mime="image/png",
                              key="attack_batch_png", icon=":material/download:", on_click="ignore")
+
+# -- gradient attacks ---------------------------------------------------------------------------
+EPS_CHOICES = {"linf": [1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], "l2": [0.125, 0.25, 0.5, 1.0, 2.0]}
+EPS_DEFAULT = {"linf": [1 / 255, 2 / 255, 4 / 255, 8 / 255], "l2": [0.125, 0.25, 0.5, 1.0]}
+NORMS = {"linf": "L∞ (every pixel moves at most ε)", "l2": "L2 (the whole change has length at most ε)"}
+STEP_DEFAULT = {"fgsm": 1, "pgd": 10, "apgd": 100}
+
+with gradient_tab:
+    st.write("White-box attacks follow the model's gradient: how much accuracy is left when every image may "
+             "change by at most ε? The curve is robust accuracy against ε.")
+    c = st.columns(2)
+    g_attack = c[0].segmented_control("Attack", list(GRADIENT_ATTACKS), format_func=GRADIENT_ATTACKS.get,
+                                      key="attack_grad_method", default="pgd") or "pgd"
+    g_norm = "linf" if g_attack == "fgsm" else (c[1].segmented_control(
+        "Distance", list(NORMS), format_func=NORMS.get, key="attack_grad_norm", default="linf") or "linf")
+    with st.form("attack_grad_form"):
+        c = st.columns(4)
+        g_eps = c[0].multiselect("Budgets ε", EPS_CHOICES[g_norm], default=EPS_DEFAULT[g_norm], format_func=eps_label,
+                                 key=f"attack_grad_eps_{g_norm}")
+        g_n = c[1].number_input("Images (n, stratified over the classes)", 1, total, min(100, total), 10,
+                                key="attack_grad_n")
+        g_steps = c[2].number_input("Steps", 1, 1000, STEP_DEFAULT[g_attack], 1, key=f"attack_grad_steps_{g_attack}",
+                                    disabled=g_attack == "fgsm",
+                                    help="PGD: 10 (torchattacks' default); APGD: 100 (AutoAttack's). FGSM takes one.")
+        g_goal = c[3].selectbox("Goal", _goal_options(), format_func=_goal_label, key="attack_grad_goal")
+        c = st.columns(4)
+        g_min = c[0].checkbox("Smallest ε per image", key="attack_grad_min_eps",
+                              help="Bisection with PGD up to the largest ε: the budget at which each image flips.")
+        g_seed = c[1].number_input("Seed", 0, 2**31 - 1, 0, key="attack_grad_seed")
+        passes = (int(g_steps) + (g_attack == "apgd")) * len(g_eps) if g_attack != "fgsm" else len(g_eps)
+        if g_min:
+            passes += 9 * (int(g_steps) if g_attack == "pgd" else 10)
+        st.caption(f":material/timer: At most {passes:,} forward and backward passes over the {int(g_n)} images "
+                   "(an image stops at its first success). The job runs in the background; its bar shows the "
+                   "measured rate and the time left, and it can be cancelled.")
+        go_grad = st.form_submit_button("Run", type="primary", icon=":material/bolt:",
+                                        disabled=ui.has_active_job("attack-gradient"))
+    g_cmd = command_line(robust_argv(run.run_id, attack=g_attack, eps=sorted(g_eps) or EPS_DEFAULT[g_norm],
+                                     norm=g_norm, steps=None if g_attack == "fgsm" else int(g_steps), n=int(g_n),
+                                     seed=int(g_seed), target=g_goal, min_eps=bool(g_min)))
+    st.caption("The same on the command line (the dashboard stores the same evaluation):")
+    st.code(g_cmd, language="bash")
+    if go_grad:
+        if not g_eps:
+            st.error("Choose at least one budget ε.", icon=":material/error:")
+        else:
+            with ui.guard():
+                ui.submit_job(gradient_attack_task, kind="attack", slot="attack-gradient",
+                              title=f"{g_attack.upper()} ε-sweep on {int(g_n)} images of {run.name or run.run_id}",
+                              run_id=run.run_id, attack=g_attack, eps=sorted(float(e) for e in g_eps), norm=g_norm,
+                              steps=None if g_attack == "fgsm" else int(g_steps), n=int(g_n), target=g_goal,
+                              min_eps=bool(g_min), seed=int(g_seed))
+            st.rerun()
+
+    view = ui.job_panel(ui.current_job("attack-gradient"), key="attack-gradient",
+                        figure=attack_plots.robust_curve_points, figure_when_done=False)
+    if view is not None and view.status is JobStatus.DONE:
+        res = view.result
+        summary = res["summary"]
+        st.subheader("Result")
+        goal = "untargeted" if summary.get("target") is None else f"targeted: {_class(summary['target'])}"
+        st.caption(f"Run `{res['run_id']}` · {summary['attack']} {'L∞' if summary['norm'] == 'linf' else 'L2'}, "
+                   f"{summary['steps']} step{'s' * (summary['steps'] != 1)} · {goal} · seed {summary['seed']} · "
+                   f"{summary['seconds']:.1f} s · test images: {summary['selection']}")
+        curve = attack_plots.robust_curve(summary["eps"], [r["robust_accuracy"] for r in summary["per_eps"]],
+                                          summary["clean_accuracy"], label=summary["attack"], norm=summary["norm"])
+        st.plotly_chart(curve, key=f"attack_grad_curve_{view.id}")
+        st.dataframe([{"ε": r["eps_label"], "robust accuracy": f"{r['robust_accuracy']:.1%}",
+                       "clean accuracy": f"{summary['clean_accuracy']:.1%}",
+                       "success rate": f"{r['success_rate']:.1%}"} for r in summary["per_eps"]],
+                     hide_index=True, width="stretch")
+        hist = None
+        if summary.get("min_eps") is not None:
+            med = summary.get("min_eps_median")
+            st.markdown(f"**Smallest flipping ε** (bisection with PGD): median "
+                        f"{'beyond ' + summary['eps_labels'][-1] if med is None else eps_label(med)}")
+            hist = attack_plots.min_eps_histogram(min_eps_values(summary), summary["eps"][-1], norm=summary["norm"])
+            st.plotly_chart(hist, key=f"attack_grad_hist_{view.id}")
+        st.image(res["sheet_png"], caption=f"Before/after at ε {summary['eps_labels'][-1]} (fooled ones first)",
+                 width=420)
+        if res.get("command"):
+            st.caption("Stored as an evaluation of the run; the command that repeats it:")
+            st.code(res["command"], language="bash")
+        stem = f"{res['run_id']}-{summary['attack']}-{summary['norm']}"
+        d = st.columns(4)
+        with d[0]:
+            ui.download_json({**summary, "command": res.get("command")}, f"{stem}.json", key="attack_grad_json",
+                             label="Results (JSON)")
+        d[1].download_button("Table (CSV)", data=res["csv"], file_name=f"{stem}.csv", mime="text/csv",
+                             key="attack_grad_csv", icon=":material/download:", on_click="ignore")
+        with d[2]:
+            ui.download_figure(curve, f"{stem}-curve.html", key="attack_grad_html", label="Curve (HTML)")
+        d[3].download_button("Before/after (PNG)", data=res["sheet_png"], file_name=f"{stem}-examples.png",
+                             mime="image/png", key="attack_grad_png", icon=":material/download:", on_click="ignore")
+        if hist is not None:
+            with st.columns(4)[0]:
+                ui.download_figure(hist, f"{stem}-min-eps.html", key="attack_grad_hist_html",
+                                   label="Smallest ε (HTML)")

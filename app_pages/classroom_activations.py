@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit.classroom import activations
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import activations as activations_plots
 
 ui.page_header("Activation functions",
                "The derivative decides how much gradient a layer passes back: σ' ≤ 1/4 makes deep sigmoid "
@@ -27,7 +27,7 @@ if not names:
     st.stop()
 with ui.guard():
     curves = activations.activation_curves(names, z=[zmax * (i / 200 - 1) for i in range(401)])
-fig = classroom_plots.activation_curves(curves)
+fig = activations_plots.activation_curves(curves)
 st.plotly_chart(fig, key="act_curves", config={"displaylogo": False})
 st.dataframe([{"activation": cv.name, "f(z)": cv.formula, "f'(z)": cv.derivative_formula,
                "largest f' on the range": round(float(cv.derivative.max()), 4)} for cv in curves],
@@ -56,7 +56,7 @@ if not setups:
     st.stop()
 with ui.guard():
     norms = _norms(tuple(setups), int(depth), int(width), int(seeds))
-gfig = classroom_plots.gradient_norms(norms)
+gfig = activations_plots.gradient_norms(norms)
 st.plotly_chart(gfig, key="vanish_fig", config={"displaylogo": False})
 cols = st.columns(len(norms))
 for col, n in zip(cols, norms):

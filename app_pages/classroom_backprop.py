@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit.classroom import backprop
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import backprop as backprop_plots
 
 ui.page_header("Backpropagation",
                "Follow one gradient-descent step through a small sigmoid network: forward values, deltas, "
@@ -75,15 +75,15 @@ m[2].metric("Output", ", ".join(f"{v:.6f}" for v in step.output[0]))
 
 left, right = st.columns([3, 2])
 with left:
-    diagram = classroom_plots.network_diagram(step)
+    diagram = backprop_plots.network_diagram(step)
     st.plotly_chart(diagram, key="backprop_diagram", config={"displaylogo": False})
 with right:
     if len(trace) > 1:
-        st.plotly_chart(classroom_plots.error_over_steps([s.error for s in trace]), key="backprop_errors")
+        st.plotly_chart(backprop_plots.error_over_steps([s.error for s in trace]), key="backprop_errors")
     else:
         st.caption("Run more than one step to see E fall step by step.")
 
-latex = classroom_plots.backprop_latex(step)
+latex = backprop_plots.backprop_latex(step)
 tabs = st.tabs(["Deltas", "Gradients", "Updates", "All numbers"])
 for tab, key in zip(tabs, ("delta", "gradient", "update")):
     with tab:

@@ -1,4 +1,5 @@
-"""Classroom 10: one pixel that changes a decision, and a model whose decision follows a planted tag."""
+"""Classroom 10: one pixel that changes a decision, a model whose decision follows a planted tag, and the
+robustness trade-off of adversarial training."""
 
 from pathlib import Path
 
@@ -6,9 +7,10 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from app_pages import _shared as ui
+from nnkit.classroom import brittleness
 from nnkit.jobs import JobStatus
-from nnkit.jobs.classroom_tasks import mnist_on_disk, one_pixel_task, tag_moved_task
-from nnkit.plots import classroom as classroom_plots
+from nnkit.jobs.classroom_tasks import mnist_on_disk, one_pixel_task, tag_moved_task, tradeoff_task
+from nnkit.plots.classroom import brittleness as brittleness_plots
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository root (pages live in app_pages/)
 
@@ -60,7 +62,7 @@ if view is not None and view.status is JobStatus.DONE and view.result:
                    f"({flip.probabilities_before[flip.prediction_before]:.0%}) into **{after}** "
                    f"({flip.probabilities_after[flip.prediction_after]:.0%}) after {flip.queries} model queries.",
                    icon=":material/bolt:")
-        pixel_fig = classroom_plots.one_pixel_figure(flip, names)
+        pixel_fig = brittleness_plots.one_pixel_figure(flip, names)
         st.plotly_chart(pixel_fig, key="pixel_fig", config={"displayModeBar": False})
         d = st.columns(4)
         with d[0]:
@@ -122,11 +124,11 @@ if view is not None and view.status is JobStatus.DONE and view.result:
     m[3].metric("Answers naming the tag's class", f"{report.follows_tag:.0%}", help=f"chance: {report.chance:.0%}")
     left, right = st.columns([1, 2])
     with left:
-        acc_fig = classroom_plots.tag_accuracy_figure(report)
+        acc_fig = brittleness_plots.tag_accuracy_figure(report)
         st.plotly_chart(acc_fig, key="tag_acc_fig", config={"displayModeBar": False})
     with right:
         if report.examples:
-            ex_fig = classroom_plots.tag_examples_figure(report)
+            ex_fig = brittleness_plots.tag_examples_figure(report)
             st.plotly_chart(ex_fig, key="tag_examples_fig", config={"displayModeBar": False})
         else:
             st.caption("The model got none of the tagged test images right, so there is no example to show.")
@@ -139,6 +141,68 @@ if view is not None and view.status is JobStatus.DONE and view.result:
                                     "saliency_on_tag_moved": e.tag_share_moved, "tag_area": e.tag_area}
                                    for e in report.examples]},
                      "tag-moved-test.json", key="tag_dl_json", label="Report (JSON)")
+
+# -- the trade-off -------------------------------------------------------------------------------
+st.divider()
+st.subheader("3. The trade-off: a model trained to resist")
+st.markdown("Train the same small cnn twice on `shapes`: once as usual, and once on adversarial examples of its own "
+            "training images (FGSM with a random start, Wong, Rice & Kolter 2020). Then attack both with PGD (Madry "
+            "et al. 2018) at growing budgets ε, each pixel moved by at most ε. Compare what the defence costs on clean "
+            "images (ε = 0) with what it keeps under attack.")
+TRADE_SLOT = "classroom-tradeoff"
+st.caption(f"What is trained: {brittleness.tradeoff_recipe_text()}")
+stored = {key: brittleness.find_trained(cfg) for key, cfg in brittleness.tradeoff_configs().items()}
+if all(stored.values()):
+    st.caption("Both models are stored from an earlier job and are reused: training took "
+               + " and ".join(f"{r.meta.get('seconds', 0):.0f} s ({key})" for key, r in stored.items())
+               + " on this machine.")
+else:
+    st.caption("Not trained on this machine yet: the job trains them first and stores them for next time; the bar "
+               "shows the measured steps per second and the time left.")
+with st.form("trade_form"):
+    c = st.columns(2)
+    trade_n = c[0].number_input("Test images attacked", 20, 1000, 200, 20, key="trade_n")
+    trade_steps = c[1].number_input("PGD steps per ε", 1, 50, brittleness.TRADEOFF_PGD_STEPS, key="trade_steps")
+    go_trade = st.form_submit_button("Train (or reuse) both models and attack them", type="primary",
+                                     icon=":material/shield:", disabled=ui.has_active_job(TRADE_SLOT))
+if go_trade:
+    with ui.guard():
+        ui.submit_job(tradeoff_task, kind="classroom-tradeoff", title="Robustness trade-off", slot=TRADE_SLOT,
+                      n=int(trade_n), steps=int(trade_steps))
+    st.rerun()
+view = ui.job_panel(ui.current_job(TRADE_SLOT), key="trade")
+if view is not None and view.status is JobStatus.DONE and view.result:
+    trade = view.result["report"]
+    eps_labels = {brittleness_plots.eps_label(e): e for e in trade.eps}
+    chosen = st.select_slider("Attack budget ε", list(eps_labels), value=brittleness_plots.eps_label(8 / 255),
+                              key="trade_eps")
+    eps = eps_labels[chosen]
+    k = trade.at(eps)
+    m = st.columns(len(trade.models) * 2)
+    for j, model in enumerate(trade.models):
+        m[2 * j].metric(f"{model.key.capitalize()}: clean accuracy", f"{model.robust_accuracy[0]:.1%}")
+        m[2 * j + 1].metric(f"{model.key.capitalize()}: robust accuracy at ε = {chosen}",
+                            f"{model.robust_accuracy[k]:.1%}")
+    st.caption(f"PGD with {trade.steps} steps and a random start on {trade.n} test images; an image counts as robust "
+               "at ε only if no attack at this or a smaller ε fooled the model. "
+               + " · ".join(f"{model.key}: {ui.md(model.label)}, trained in {model.train_seconds:.0f} s"
+                            + ("" if model.trained_now else " (stored run, reused)") for model in trade.models))
+    curve_fig = brittleness_plots.tradeoff_curve(trade, eps)
+    st.plotly_chart(curve_fig, key="trade_curve", config={"displayModeBar": False})
+    ex_fig = brittleness_plots.tradeoff_examples(trade, eps)
+    st.plotly_chart(ex_fig, key="trade_examples", config={"displayModeBar": False})
+    d = st.columns(4)
+    with d[0]:
+        ui.download_json({"eps": trade.eps, "n": trade.n, "pgd_steps": trade.steps,
+                          "models": [{"key": model.key, "run_id": model.run_id, "training": model.label,
+                                      "train_seconds": model.train_seconds,
+                                      "robust_accuracy": model.robust_accuracy} for model in trade.models]},
+                         "robustness-tradeoff.json", key="trade_dl_json", label="Curves (JSON)")
+    with d[1]:
+        ui.download_figure(curve_fig, "robustness-tradeoff.html", key="trade_dl_curve", label="Curve (HTML)")
+    with d[2]:
+        ui.download_figure(ex_fig, f"robustness-tradeoff-examples-{k}.html", key="trade_dl_examples",
+                           label="Examples (HTML)")
 
 # -- further in the lab -------------------------------------------------------------------------
 # The Lab pages are being written alongside this one: link to them only once their files are there.

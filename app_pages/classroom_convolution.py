@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages import _shared as ui
 from nnkit.classroom import convolution
 from nnkit.jobs.classroom_tasks import feature_maps_task
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import convolution as convolution_plots
 
 ui.page_header("Convolution and pooling",
                "What a convolutional layer computes: one small kernel slid over the whole image, then pooling "
@@ -45,7 +45,7 @@ rows_out, cols_out = result.output.shape
 pos = st.slider("Kernel position (reading order)", 0, len(windows) - 1, (rows_out // 2) * cols_out + cols_out // 2,
                 key="conv_pos")
 win = windows[pos]
-fig = classroom_plots.convolution_figure(result, win)
+fig = convolution_plots.convolution_figure(result, win)
 st.plotly_chart(fig, key="conv_fig", config={"displaylogo": False})
 c = st.columns([2, 2, 1])
 c[0].markdown("**Pixels under the kernel**")
@@ -78,7 +78,7 @@ with ui.guard():
 with left:
     st.markdown(f"Pooled: `{_fmt(pooled.output)}`")
 with right:
-    pool_fig = classroom_plots.pooling_figure(grid, pooled)
+    pool_fig = convolution_plots.pooling_figure(grid, pooled)
     st.plotly_chart(pool_fig, key="pool_fig", config={"displaylogo": False})
 d = st.columns(4)
 with d[0]:
@@ -113,6 +113,6 @@ if view is not None and view.status.value == "done" and view.result:
     i = st.select_slider("Test image", list(range(len(res["images"]))), key="fmaps_image",
                          format_func=lambda k: f"{k}: {names[res['labels'][k]]} (predicted "
                                                f"{names[res['predictions'][k]]})")
-    fm_fig = classroom_plots.feature_maps_figure(res["images"][i], res["maps"][i])
+    fm_fig = convolution_plots.feature_maps_figure(res["images"][i], res["maps"][i])
     st.plotly_chart(fm_fig, key="fmaps_fig", config={"displayModeBar": False})
     ui.download_figure(fm_fig, f"feature-maps-{res['run_id']}-{i}.html", key="fmaps_dl_fig")

@@ -6,7 +6,7 @@ from app_pages import _shared as ui
 from nnkit.classroom import gan
 from nnkit.jobs import JobStatus
 from nnkit.jobs.classroom_tasks import gan_task
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import gan as gan_plots
 
 ui.page_header("GAN minimax",
                "A generator learns to fake a distribution by fooling a discriminator that learns to tell real from "
@@ -39,7 +39,7 @@ if go:
 
 
 def _live(records):
-    return classroom_plots.gan_figure(records, animate=False)
+    return gan_plots.gan_figure(records, animate=False)
 
 
 view = ui.job_panel(ui.current_job(SLOT), key="gan", figure=_live, figure_when_done=False)
@@ -53,7 +53,7 @@ res = view.result
 frames = res["frames"]
 st.subheader(f"{len(frames)} snapshots of the game on {gan.TARGETS[res['target']][2]}")
 st.caption("Press ▶ to replay the game, or drag the step slider under the chart.")
-fig = classroom_plots.gan_figure(frames)
+fig = gan_plots.gan_figure(frames)
 st.plotly_chart(fig, key="gan_fig", config={"displaylogo": False})
 last = frames[-1]
 m = st.columns(3)

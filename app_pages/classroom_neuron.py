@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit.classroom import neuron
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import neuron as neuron_plots
 
 ui.page_header("McCulloch-Pitts neuron",
                "The first artificial neuron (1943): it fires when the weighted sum of its inputs reaches a threshold.")
@@ -47,7 +47,7 @@ with left:
             st.warning("These numbers compute none of AND, OR, NOT, NAND, NOR, XOR, XNOR. (No single threshold "
                        "unit computes XOR: its true inputs cannot be cut off by one line.)", icon=":material/help:")
 with right:
-    fig = classroom_plots.threshold_unit(weights, threshold, [r.inputs for r in table],
+    fig = neuron_plots.threshold_unit(weights, threshold, [r.inputs for r in table],
                                          [r.output if i < shown else None for i, r in enumerate(table)])
     st.plotly_chart(fig, key="neuron_fig", config={"displaylogo": False})
 

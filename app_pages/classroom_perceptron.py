@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit.classroom import perceptron
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import perceptron as perceptron_plots
 
 ui.page_header("Perceptron",
                "One line can separate two blobs but never XOR; a hidden layer of sigmoid units can.")
@@ -59,10 +59,10 @@ else:
                "these points, so the rule keeps moving it.", icon=":material/sync_problem:")
 left, right = st.columns([3, 2])
 with left:
-    line_fig = classroom_plots.perceptron_animation(x, y, result)
+    line_fig = perceptron_plots.perceptron_animation(x, y, result)
     st.plotly_chart(line_fig, key="perceptron_line", config={"displaylogo": False})
 with right:
-    st.plotly_chart(classroom_plots.mistakes_per_epoch(result.mistakes_per_epoch), key="perceptron_mistakes")
+    st.plotly_chart(perceptron_plots.mistakes_per_epoch(result.mistakes_per_epoch), key="perceptron_mistakes")
 d = st.columns(4)
 d[0].download_button("Points (CSV)", data=points.to_csv(index=False), file_name=f"perceptron-{preset}.csv",
                      mime="text/csv", key="perceptron_dl_points", icon=":material/download:", on_click="ignore")
@@ -98,7 +98,7 @@ if last.accuracy == 1.0:
 else:
     st.info("Not solved yet: more steps, a larger α, more hidden units or another seed (a net can get stuck in a "
             "local minimum).", icon=":material/info:")
-xor_fig = classroom_plots.xor_animation(frames, xx, yy)
+xor_fig = perceptron_plots.xor_animation(frames, xx, yy)
 st.plotly_chart(xor_fig, key="xor_fig", config={"displaylogo": False})
 d = st.columns(4)
 with d[0]:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import _shared as ui
 from nnkit.classroom import residual
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import residual as residual_plots
 
 ui.page_header("Residual networks",
                "A residual block computes x + F(x): the identity path carries the gradient back to the first "
@@ -32,7 +32,7 @@ seeds = c[3].number_input("Seeds", 1, 5, 2, key="res_seeds")
 depths = tuple(sorted({3, 5, *range(10, int(max_depth) + 1, 10), int(max_depth)}))
 with ui.guard():
     sweep = _sweep(depths, activation, int(width), int(seeds))
-fig = classroom_plots.depth_sweep_figure(sweep)
+fig = residual_plots.depth_sweep_figure(sweep)
 st.plotly_chart(fig, key="res_fig", config={"displaylogo": False})
 rows = [{"depth": int(d), "plain ‖∂L/∂W₁‖": f"{p:.3g}", "residual ‖∂L/∂W₁‖": f"{r:.3g}", "residual / plain": f"{q:.3g}"}
         for d, p, r, q in zip(sweep.depths, sweep.plain, sweep.residual, sweep.ratio)]

@@ -6,7 +6,7 @@ from app_pages import _shared as ui
 from nnkit.classroom import tricks
 from nnkit.jobs import JobStatus
 from nnkit.jobs.classroom_tasks import mnist_on_disk, tricks_task
-from nnkit.plots import classroom as classroom_plots
+from nnkit.plots.classroom import tricks as tricks_plots
 
 ui.page_header("Training tricks",
                "Dropout, batch norm, augmentation, the learning rate, momentum, early stopping: what each one "
@@ -44,7 +44,7 @@ if go:
                       names=list(names), data=data, n_train=int(n_train), epochs=int(epochs), seed=int(seed))
     st.rerun()
 
-view = ui.job_panel(ui.current_job(SLOT), key="tricks", figure=classroom_plots.tricks_curves, figure_when_done=False)
+view = ui.job_panel(ui.current_job(SLOT), key="tricks", figure=tricks_plots.tricks_curves, figure_when_done=False)
 if view is None or view.status is not JobStatus.DONE or not view.result:
     if view is None:
         st.caption("About one CPU second per training on 600 MNIST digits; on 1,000 shapes images about 20 s per "
@@ -53,7 +53,7 @@ if view is None or view.status is not JobStatus.DONE or not view.result:
 
 res = view.result
 st.subheader(f"Result: {len(res['curves'])} trainings on {res['n_train']} {res['data']} images")
-fig = classroom_plots.tricks_curves(view.metrics)
+fig = tricks_plots.tricks_curves(view.metrics)
 st.plotly_chart(fig, key="tricks_result_fig", config={"displaylogo": False})
 rows = [{"trick": c["name"], "epochs": len(c["epochs"]),
          "train accuracy": c["train_accuracy"][-1] if c["epochs"] else None,

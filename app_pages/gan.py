@@ -7,9 +7,11 @@ from PIL import Image
 
 from app_pages import _shared as ui
 from nnkit.gan import GanConfig
+from nnkit.gan.config import PAGE_TIME_LIMIT
 from nnkit.gan.train import can_continue, stop_note
 from nnkit.jobs import get_manager
 from nnkit.jobs.generative_tasks import (
+    calibrate_gan,
     default_gan_dataset,
     epoch_grids,
     gan_expectation,
@@ -48,14 +50,24 @@ data_name = ui.dataset_select("gan_data")
 judges = [r for r in ui.classifier_runs() if r.meta.get("dataset", {}).get("name") == data_name]
 judge_labels = {None: "new (trained now)", **{r.run_id: ui.run_label(r) for r in judges}}
 
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Timing a few GAN steps on this machine…")
+def _calibration(data: str) -> dict:
+    # A few default steps, timed now; kept 10 minutes, so the page does not repeat them on every rerun.
+    return calibrate_gan(GanConfig(data=data))
+
+
 defaults = GanConfig()
-# What to expect, from GAN runs measured on this machine only (no promise written in advance).
+# What to expect, measured on this machine (GAN runs here, else a calibration now), and the epochs the defaults
+# needed in the recorded measurement (no promise written in advance).
 with ui.guard(stop=False):
-    st.caption(ui.md(gan_expectation(data_name)))
+    measured_here = any(r.meta.get("dataset", {}).get("name") == data_name for r in ui.store_runs("gan"))
+    st.caption(ui.md(gan_expectation(data_name, calibration=None if measured_here else _calibration(data_name))))
 with st.form("gan_form"):
     c = st.columns(4)
     epochs = c[0].number_input("Epochs", 1, 1000, defaults.epochs, key="gan_epochs")
-    time_limit = c[1].number_input("Time limit (seconds, 0: none)", 0, 36_000, 180, step=30, key="gan_time_limit",
+    time_limit = c[1].number_input("Time limit (seconds, 0: none)", 0, 36_000, PAGE_TIME_LIMIT, step=30,
+                                   key="gan_time_limit",
                                    help="Counted from the start, the judge's training included. A run stopped "
                                         "by it can be continued from where it stopped.")
     max_steps = c[2].number_input("Max steps (0: no limit)", 0, 10_000_000, 0, key="gan_max_steps")

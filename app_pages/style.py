@@ -11,6 +11,7 @@ from nnkit.jobs.generative_tasks import (
     default_style_size,
     image_label,
     read_image_source,
+    style_expectation,
     style_task,
 )
 from nnkit.plots import generative as gplots
@@ -25,6 +26,10 @@ WEIGHT_LABELS = {"auto": "auto: ImageNet or random", "imagenet": "ImageNet VGG-1
                  "random": "random VGG-19 (offline)"}
 
 defaults = StyleConfig()
+# What to expect, from what was measured (style runs here, and the recorded default run with its machine).
+with ui.guard(stop=False):
+    st.caption(ui.md(style_expectation(int(st.session_state.get("style_size") or default_style_size()),
+                                       int(st.session_state.get("style_steps") or defaults.steps))))
 with st.form("style_form"):
     left, right = st.columns(2)
     content_name = left.selectbox("Content image", CONTENTS, index=CONTENTS.index(DEFAULT_CONTENT), key="style_content")

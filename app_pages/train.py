@@ -6,11 +6,13 @@ from app_pages import _shared as ui
 from nnkit.cli.train import train_argv
 from nnkit.distributed import torchrun_command
 from nnkit.jobs import distributed_train_task, train_task
+from nnkit.jobs.eta import last_rate
 from nnkit.models import list_models
 from nnkit.models.layers import ACTIVATIONS
 from nnkit.plots import training as training_plots
 from nnkit.runs import RunStore
 from nnkit.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from nnkit.training.adversarial import cost_note, describe_defence, job_kind
 
 ui.page_header("Train", "Train a classifier with your choice of architecture and recipe, and watch it learn.")
 
@@ -55,6 +57,21 @@ with st.form("train_form"):
     nproc = c[2].number_input("Processes", 1, 64, 1, key="train_nproc",
                               help="Data-parallel training on this many processes of this machine (torch.distributed: "
                                    "gloo on CPU, one GPU each on CUDA); the batch size stays the global batch.")
+    st.markdown("**Adversarial training**")
+    c = st.columns([2, 1, 1])
+    adv_choices = {"none": None, "FGSM (fast)": "fgsm", "PGD": "pgd"}
+    adv_label = c[0].selectbox("Adversarial training", list(adv_choices), key="train_adv",
+                               help="Train on attacks made against the model as it learns (a defence): FGSM with a "
+                                    "random start (Wong et al. 2020) or PGD (Madry et al. 2018).")
+    adversarial = adv_choices[adv_label]
+    adv_eps255 = c[1].number_input("ε (n/255)", 1, 255, round(defaults.adv_eps * 255), key="train_adv_eps",
+                                   help="The attack's L∞ budget: every pixel moves by at most n/255.")
+    adv_steps = c[2].number_input("PGD steps", 1, 100, defaults.adv_steps, key="train_adv_steps",
+                                  help="Attack steps per batch for PGD (FGSM takes one).")
+    st.caption("After a clean first third of the epochs, each training batch is replaced by its worst case within ε "
+               "found by the attack, so the model learns to resist that attack; clean accuracy usually drops a little. "
+               + ui.md(cost_note(adversarial, int(adv_steps), last_rate("train"),
+                                 last_rate(job_kind(adversarial)) if adversarial else None)))
     with st.expander("Dataset options"):
         data_opts = ui.dataset_options(data_name, "train_data_opt")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:",
@@ -64,7 +81,9 @@ config = TrainConfig(data=data_name, model=model_name, model_opts=model_opts, da
                      optimizer=optimizer, lr=float(lr), schedule=schedule, epochs=int(epochs),
                      batch_size=int(batch_size), augment=augment, weight_decay=float(weight_decay),
                      early_stopping=int(early), seed=None if seed is None else int(seed),
-                     name=run_name.strip() or None)
+                     name=run_name.strip() or None,
+                     **({"adversarial": adversarial, "adv_eps": int(adv_eps255) / 255,
+                         **({"adv_steps": int(adv_steps)} if adversarial == "pgd" else {})} if adversarial else {}))
 with st.expander("Run these settings on N processes with torchrun"):
     st.code(torchrun_command(train_argv(config), max(2, int(nproc))), language="bash")
     st.caption("The same training, data-parallel, from a terminal in the checkout (README: Scale out).")
@@ -72,11 +91,15 @@ if submitted:
     with ui.guard():
         config.validate()
         title = f"Train {model_name} on {ui.dataset_label(data_name)}"
+        if adversarial:
+            title += f", adversarially ({describe_defence(config.defence())})"
+        # adversarial training runs under its own job kind, so its measured rate is kept apart from standard training's
+        kind = job_kind(adversarial)
         if int(nproc) > 1:
-            ui.submit_job(distributed_train_task, kind="train", title=f"{title} ({int(nproc)} processes)",
+            ui.submit_job(distributed_train_task, kind=kind, title=f"{title} ({int(nproc)} processes)",
                           slot="train", config=config, nproc=int(nproc))
         else:
-            ui.submit_job(train_task, kind="train", title=title, slot="train", config=config)
+            ui.submit_job(train_task, kind=kind, title=title, slot="train", config=config)
     st.rerun()  # show the live panel and the sidebar's job straight away
 
 ui.job_panel(ui.current_job("train"), key="train", figure=training_plots.training_curves, figure_when_done=False,
@@ -104,8 +127,10 @@ c[3].metric("Seed", meta.get("seed"))
 dist = meta.get("distributed") or {}
 procs = (f" · {dist['world_size']} processes ({ui.md(str(dist.get('backend')))}): "
          f"{ui.md(', '.join(map(str, dist.get('devices', []))))}" if dist.get("world_size", 1) > 1 else " · 1 process")
+defence = (f" · adversarially trained ({ui.md(describe_defence(meta['defence']))})" if meta.get("defence")
+           else " · standard training (no defence)")
 st.caption(f"Run `{run.run_id}` · {ui.md(meta.get('device', '?'))}{procs} · dataset {ui.md(meta['dataset']['name'])} · "
-           f"model {ui.md(meta['model']['name'])}")
+           f"model {ui.md(meta['model']['name'])}{defence}")
 left, right = st.columns(2)
 with left:
     curves = training_plots.training_curves(run.metrics(), height=420)
@@ -128,6 +153,12 @@ if confusion is not None:
         ui.download_figure(confusion, f"{run.run_id}-confusion.html", key="train_dl_conf", label="Confusion (HTML)")
 
 st.subheader("Compare runs")
+
+
+def _percent(value):
+    return 100 * value if isinstance(value, int | float) else None
+
+
 chosen = st.multiselect("Runs", ids, default=ids[: min(3, len(ids))], format_func=labels.get, key="train_compare")
 metric = st.segmented_control("Metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
                               default="val_accuracy", key="train_compare_metric") or "val_accuracy"
@@ -142,6 +173,11 @@ if chosen:
         spec = r.meta.get("model", {})
         rows.append({"run": labels[r.run_id], "model": spec.get("name"), "activation": spec.get("activation"),
                      "batch norm": spec.get("batch_norm"), "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"),
-                     "epochs": r.meta.get("epochs_run"), "test accuracy": r.meta.get("test_accuracy"),
+                     "epochs": r.meta.get("epochs_run"), "test accuracy": _percent(r.meta.get("test_accuracy")),
                      "seconds": round(r.meta.get("seconds", 0), 1)})
-    st.dataframe(rows, hide_index=True, width="stretch")
+    # 0-100 numbers shown as 97.0%: the same look as everywhere else, and the column still sorts as numbers
+    st.dataframe(rows, hide_index=True, width="stretch", key="train_compare_table",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="%.1f%%"),
+                                "seconds": st.column_config.NumberColumn(format="%.1f s")})
+st.page_link("app_pages/compare.py", label="Robustness side by side (attacks, corruptions, confounding): Compare",
+             icon=":material/leaderboard:")

@@ -300,12 +300,15 @@ class Oracle:
     def logits(self, images: torch.Tensor, owners: torch.Tensor | None) -> torch.Tensor:
         """Logits with autograd (white-box attacks), one batch; the caller keeps it within ``max_batch``.
 
+        Runs on the inference copy when the attack made one (gradient attacks: the gradient reaches the
+        images through its frozen weights); the final verdict is always the model's own.
+
         Shape:
             images B×C×H×W in [0, 1] on the device → B×K logits.
         """
         self.check_stop()
         self._count(images.shape[0], owners)
-        return self.model(images).float()
+        return (self.fast_model if self.fast_model is not None else self.model)(images).float()
 
 
 @contextlib.contextmanager

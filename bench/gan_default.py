@@ -33,9 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quick_start import start_load, stop_load  # noqa: E402  (the same CPU burners as the quick-start bench)
 
-PAGE_TIME_LIMIT = 180  # the GAN page's default time limit (app_pages/gan.py)
+from nnkit.gan.config import PAGE_TIME_LIMIT  # noqa: E402  (the GAN page's default time limit)
+from nnkit.gan.train import RECOGNISABLE_SHARE  # noqa: E402
+
 QUICK = dict(data_opts={"n_train": 200, "n_test": 100}, g_width=8, d_width=8, epochs=1, max_steps=10,
              n_eval=32, judge_epochs=1)
+
+
+def recognisable_at(job: dict) -> tuple[int, float] | None:
+    """The first scored epoch at which the judge covered RECOGNISABLE_SHARE of the classes, with its GAN CPU-seconds."""
+    for epoch, covered, cpu in job["coverage_by_epoch"]:
+        if covered is not None and covered >= RECOGNISABLE_SHARE * job["num_classes"]:
+            return epoch, cpu
+    return None
 
 
 def page_config(args):
@@ -148,6 +158,7 @@ def main() -> None:
     from nnkit.versions import library_versions
 
     cores = cpu_cores()
+    load_before = os.getloadavg()[0]
     print(f"hardware: {platform.processor() or platform.machine()}, {cores} cores, {describe_device('cpu')}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
@@ -174,11 +185,27 @@ def main() -> None:
               f"{job['frechet_distance']:.1f}")
         print("  (epoch, classes covered, GAN CPU s): "
               + ", ".join(f"({e}, {c}, {s})" for e, c, s in job["coverage_by_epoch"]))
+        first = recognisable_at(job)
+        print(f"  recognisable (>= {RECOGNISABLE_SHARE:.0%} of the classes covered): "
+              + (f"first at epoch {first[0]}, after {first[1]:.1f} GAN CPU-seconds" if first else "not reached"))
         if job["note"]:
             print(f"  page says: {job['note']}")
         print(f"  bare DCGAN loop, same {bare['steps']} steps: {bare['gan_seconds']:.1f} s wall, "
               f"{bare['gan_cpu_seconds']:.1f} s CPU")
 
+    job, bare = rows[0]
+    first = recognisable_at(job)
+    reached = (f"≥ {RECOGNISABLE_SHARE:.0%} of the classes first covered at epoch {first[0]} ({first[1]:.0f} GAN "
+               "CPU-s)" if first else f"never ≥ {RECOGNISABLE_SHARE:.0%} of the classes covered")
+    summary = (f"README: bench/gan_default.py{' --quick' if args.quick else ''} on {job['data']}, "
+               f"{describe_device('cpu').split(' (')[0].removeprefix('cpu: ')}, {cores} cores, load average "
+               f"{load_before:.1f} at the start: {'the smoke recipe' if args.quick else 'the page defaults'} did "
+               f"{job['epochs_done']} of {job['epochs_planned']} epochs ({job['steps']} "
+               f"steps, stopped by {job['stopped_by']}) in {job['job_seconds']:.0f} s wall ({job['cpu_seconds']:.0f} "
+               f"CPU-s), the judge {job['judge_seconds']:.0f} s of it; {reached}; final {job['classes_covered']}/"
+               f"{job['num_classes']} classes, Fréchet distance {job['frechet_distance']:.0f}; "
+               f"{(job['gan_seconds'] / job['steps']) / (bare['gan_seconds'] / bare['steps']):.2f}× the bare loop's "
+               "wall time per step.")
     print(f"\n{'load':>4s} {'job s':>7s} {'GAN s/step':>11s} {'bare s/step':>12s} {'÷ bare':>7s} {'slowdown':>9s} "
           f"{'fair':>5s} {'÷ fair':>7s} {'classes':>8s} {'FD':>8s}")
     idle_step = rows[0][0]["gan_seconds"] / rows[0][0]["steps"]
@@ -190,6 +217,7 @@ def main() -> None:
         print(f"{load:4d} {job['job_seconds']:7.1f} {step:11.4f} {bare_step:12.4f} {step / bare_step:7.2f} "
               f"{slow:8.2f}× {fair:5.2f} {slow / fair:7.2f} {job['classes_covered']:>5d}/{job['num_classes']:<2d} "
               f"{job['frechet_distance']:8.1f}")
+    print("\n" + summary)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def _downloads(at) -> set[str]:
 def test_page_attacks_chosen_images_with_single_pixels(tiny_run, attacked):
     at = _page(tiny_run)
     _ok(at)
-    assert at.title[0].value == "Attack" and len(at.tabs) == 2
+    assert at.title[0].value == "Attack" and len(at.tabs) == 3
     # no time promise from a speed measured once (issue 17): budgets in queries, the live bar measures the rate
     assert any("measured rate and the time left" in c.value for c in at.caption)
     assert not any("images/s" in c.value or "≈" in c.value for c in at.caption)
@@ -174,6 +174,39 @@ def test_page_runs_a_batch_sweep(tiny_run):
     assert any(b.label == "Before/after patch 10% (PNG)" for b in at.download_button)
 
 
+def test_page_runs_a_gradient_attack_sweep(tiny_run):
+    from nnkit.runs import RunStore
+    from nnkit.runs.evaluations import find_evaluation
+
+    at = _page(tiny_run)
+    _ok(at)
+    at.multiselect(key="attack_grad_eps_linf").set_value([2 / 255, 8 / 255])
+    at.number_input(key="attack_grad_n").set_value(6)
+    at.number_input(key="attack_grad_steps_pgd").set_value(2)
+    at.checkbox(key="attack_grad_min_eps").check()
+    at.button(key="FormSubmitter:attack_grad_form-Run").click().run()
+    _ok(at)
+    # the equivalent command line is shown beside the controls, with the budgets as fractions
+    assert any("nnkit attack pgd" in c.value and "--eps 2/255,8/255" in c.value and "--min-eps" in c.value
+               for c in at.code)
+    view = _finish(at, "attack-gradient")
+    summary = view.result["summary"]
+    assert summary["eps_labels"] == ["2/255", "8/255"] and summary["n"] == 6 and len(view.metrics) == 2
+    curves = [c for c in _charts(at) if c["layout"].get("title", {}).get("text") == "robust accuracy vs ε"]
+    assert len(curves) == 1 and len(curves[0]["data"][0]["x"]) == 3  # ε = 0 (clean) and the two budgets
+    assert any(c["layout"].get("title", {}).get("text", "").startswith("smallest flipping ε per image")
+               for c in _charts(at))
+    assert {"Results (JSON)", "Table (CSV)", "Curve (HTML)", "Before/after (PNG)"} <= _downloads(at)
+    table = at.dataframe[0].value
+    assert list(table["ε"]) == ["2/255", "8/255"] and all(v.endswith("%") for v in table["robust accuracy"])
+    # the dashboard stored the evaluation the CLI would, with the command that repeats it
+    info = RunStore().get(tiny_run)
+    ev = find_evaluation(info, "robust", {"attack": "pgd", "norm": "linf", "eps": [2 / 255, 8 / 255], "steps": 2,
+                                          "n": 6, "split": "test", "seed": 0, "target": None})
+    assert ev is not None and ev.command == view.result["command"]
+    assert any(view.result["command"] in c.value for c in at.code)
+
+
 def test_page_bad_input_is_one_error_line(tiny_run):
     from nnkit.jobs import get_manager
 
@@ -189,6 +222,10 @@ def test_page_bad_input_is_one_error_line(tiny_run):
     at.button(key="FormSubmitter:attack_batch_form-Run batch").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == ["Choose at least one pixel count or one patch area to sweep."]
+    at.multiselect(key="attack_grad_eps_linf").set_value([])
+    at.button(key="FormSubmitter:attack_grad_form-Run").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Choose at least one budget ε."]
     assert {j.id for j in get_manager().list(owner=owner)} == before  # nothing was started
 
 

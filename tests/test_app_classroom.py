@@ -216,7 +216,8 @@ def test_autoencoder_job_with_a_two_number_bottleneck():
                ae_noise=0.4)
     _submit(at, "ae_form", "Train", "classroom-autoencoder")
     text = _text(at)
-    assert "denoising autoencoder, bottleneck k = 2" in text and "MSE of the reconstruction" in text
+    assert "denoising convolutional autoencoder, bottleneck k = 2" in text and "MSE of the reconstruction" in text
+    assert "Trained in" in text
     assert len(at.get("plotly_chart")) == 3  # reconstructions, loss, 2-D codes
     noise = next(s for s in at.select_slider if s.key.startswith("ae_test_noise_"))
     assert noise.value == 0.4 and noise.options == ["0.0", "0.2", "0.4", "0.6"]
@@ -260,3 +261,28 @@ def test_brittleness_tag_moved_and_one_pixel(cnn_run):
     links = [link.proto.page for link in at.get("page_link")]
     expected = [p for p in ("app_pages/attack.py", "app_pages/explain.py") if (ROOT / p).exists()]
     assert len(links) == len(expected)
+
+
+def test_brittleness_tradeoff_trains_the_pair_once_and_moves_over_eps(monkeypatch):
+    """Issue 14: the third part trains a standard and an adversarially trained cnn (tiny recipe here), attacks both
+    with PGD over the ε grid, and shows both robust accuracies at the slider's ε, the curve and the examples."""
+    from nnkit.classroom import brittleness
+
+    tiny = dict(brittleness.TRADEOFF_RECIPE, data_opts={"n_train": 100, "n_test": 20}, epochs=1,
+                model_opts={"widths": [4, 8, 8], "hidden": 8, "dropout": 0.0})
+    monkeypatch.setattr(brittleness, "TRADEOFF_RECIPE", tiny)
+    monkeypatch.setattr(brittleness, "TRADEOFF_DEFENCE", dict(brittleness.TRADEOFF_DEFENCE, adv_warmup=0))  # 1 epoch
+    at = _page("app_pages/classroom_brittleness.py", trade_n=20, trade_steps=1)
+    assert "Not trained on this machine yet" in _text(at) and "100 `shapes` images" in _text(at)
+    _submit(at, "trade_form", "Train (or reuse) both models and attack them", "classroom-tradeoff")
+    text = _text(at)
+    for label in ("Standard: clean accuracy", "Adversarial: robust accuracy at ε = 8/255"):
+        assert label in text
+    assert "Both models are stored from an earlier job and are reused" in text
+    curve, examples = _figures(at)[-2:]
+    assert [len(t["y"]) for t in curve["data"]] == [6, 6]  # both models over the 6 budgets
+    assert examples["layout"]["title"]["text"] == "PGD at ε = 8/255"
+    at.select_slider(key="trade_eps").set_value("0").run()
+    _ok(at)
+    assert "Standard: robust accuracy at ε = 0" in _text(at)
+    assert _figures(at)[-1]["layout"]["title"]["text"] == "PGD at ε = 0"

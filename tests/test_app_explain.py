@@ -77,6 +77,8 @@ def test_grid_of_chosen_images_with_opacity_and_downloads(tiny_run):
 
 def test_bad_inputs_give_one_line_errors_and_no_job(tiny_run):
     at = _page(tiny_run.run_id)
+    owner = at.session_state["nnkit_owner"]
+    before = {j.id for j in get_manager().list(owner=owner)}  # shared jobs other tests left (owner None) are listed too
     for box, message in (("1,2,3", "four whole numbers"), ("0,0,40,8", "0 <= x0 < x1 <= 32")):
         at.text_input(key="explain_cf_box").input(box)
         at.button(key="FormSubmitter:explain_cf_form-Check").click().run()
@@ -89,7 +91,7 @@ def test_bad_inputs_give_one_line_errors_and_no_job(tiny_run):
     at.multiselect(key="explain_sanity_methods").set_value([])
     at.button(key="FormSubmitter:explain_sanity_form-Run the sanity check").click().run()
     assert not at.exception and len(at.error) == 1 and "no attribution method" in at.error[0].value
-    assert not get_manager().list(owner=at.session_state["nnkit_owner"])
+    assert {j.id for j in get_manager().list(owner=owner)} == before  # nothing was started
 
 
 def test_confounding_job_shows_verdict_evidence_and_json(tiny_run):

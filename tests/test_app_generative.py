@@ -16,6 +16,7 @@ from nnkit.errors import NnkitError
 from nnkit.gan import GanConfig
 from nnkit.jobs import JobManager, JobStatus, get_manager
 from nnkit.jobs.generative_tasks import (
+    calibrate_gan,
     default_style_size,
     epoch_grids,
     gan_grid,
@@ -282,6 +283,14 @@ def test_the_gan_page_says_what_to_expect_from_runs_measured_here(gan_job, tmp_p
     from nnkit.jobs.generative_tasks import gan_expectation
 
     assert gan_expectation("mnist", RunStore(tmp_path)).startswith("No GAN has run on mnist on this machine yet")
+    # before any run here: a calibration of a few steps now says the time per epoch
+    calibration = calibrate_gan(GanConfig(**TINY_GAN))
+    assert calibration["steps_per_epoch"] == DATA_OPTS["n_train"] // TINY_GAN["batch_size"]
+    assert calibration["seconds_per_epoch"] == pytest.approx(calibration["seconds_per_step"] * 6)
+    assert 0 < calibration["seconds_per_step"] < 5
+    text = gan_expectation("shapes", RunStore(tmp_path), calibration=calibration)
+    assert text.startswith("No GAN has run on shapes on this machine yet. A calibration just now (6 steps of the "
+                           f"default networks) measured {calibration['seconds_per_epoch']:.0f} s per epoch (6 steps;")
     run = RunStore().get(gan_job.result["run_id"])
     text = gan_expectation("shapes")
     newest = RunStore().list(kind="gan")[0]
@@ -415,3 +424,94 @@ def test_style_page_shows_a_live_preview():
         assert f"style-chart-{job_id}" in [c.key for c in at.get("plotly_chart")]  # the live loss curve
     finally:
         _cancel(at, job_id)
+
+
+# -- progress units (issue 17: the bars show a measured rate and time left) ----------------------------------
+class _RecordingContext:
+    """A stand-in for JobContext that records every ``update`` call (no manager, no thread)."""
+
+    def __init__(self):
+        import threading
+
+        self.device, self.stop_event = "cpu", threading.Event()
+        self.updates: list[dict] = []
+        self.summary = None
+
+    def update(self, progress=None, message=None, *, done=None, total=None, unit="steps"):
+        self.updates.append({"progress": progress, "message": message, "done": done, "total": total, "unit": unit})
+
+    def log_metrics(self, record):
+        pass
+
+    def set_summary(self, text):
+        self.summary = text
+
+    def check_cancelled(self):
+        pass
+
+
+def test_gan_task_reports_judge_steps_then_gan_steps_as_units():
+    ctx = _RecordingContext()
+    config = GanConfig(**{**TINY_GAN, "data_opts": {"n_train": 72, "n_test": 64}, "judge": None, "epochs": 2,
+                          "max_steps": 5, "time_limit": 600})
+    result = gan_task(ctx, config)
+    judged = [u for u in ctx.updates if u["unit"] == "judge steps" and u["done"] is not None]
+    gan = [u for u in ctx.updates if u["unit"] == "GAN steps" and u["done"] is not None]
+    assert judged and gan and ctx.updates.index(judged[-1]) < ctx.updates.index(gan[0])  # the judge first
+    assert [u["done"] for u in judged] == list(range(1, len(judged) + 1)) and judged[-1]["done"] == judged[-1]["total"]
+    assert [u["done"] for u in gan] == [1, 2, 3, 4, 5] and {u["total"] for u in gan} == {5} == {result["steps"]}
+    assert all("time limit in" in u["message"] for u in judged + gan)  # a limit may stop it sooner: said
+    assert all(0 <= u["progress"] <= 1 for u in judged + gan)
+
+
+def test_gan_task_counts_the_steps_of_a_continued_run_from_where_it_went_on(gan_job):
+    stopped = RunStore().get(gan_job.result["run_id"])  # stopped by its step limit after 9 steps
+    ctx = _RecordingContext()
+    gan_task(ctx, GanConfig(resume=stopped.run_id, epochs=3, max_steps=4))
+    gan = [u for u in ctx.updates if u["unit"] == "GAN steps" and u["done"] is not None]
+    assert [u["done"] for u in gan] == [1, 2, 3, 4] and {u["total"] for u in gan} == {4}
+    assert not any(u["unit"] == "judge steps" and u["done"] is not None for u in ctx.updates)  # judge reused
+
+
+def test_report_task_reports_report_parts_as_units(monkeypatch, tmp_path):
+    from nnkit.jobs import report_tasks
+    from nnkit.report.build import part_count
+    from nnkit.report.settings import ReportSettings
+
+    parts = part_count(["model_card"], ReportSettings.make(True))
+    assert parts == 3  # loading, evaluation, the model card
+
+    def fake_build(run_id, sections, settings, device, on_progress, stop_event):
+        for i, message in enumerate(("loading", "evaluating", "model card")):  # as _Steps reports: start, part, end
+            on_progress(i / 3, message)
+            on_progress((i + 0.5) / 3, message)
+        on_progress(1.0, "report built")
+        return {"run": {"run_id": run_id}, "summary": {"findings": []}, "settings": {"sections": ["model_card"]}}
+
+    monkeypatch.setattr(report_tasks, "build_report", fake_build)
+    monkeypatch.setattr(report_tasks, "save_report_folder", lambda report: tmp_path)
+    ctx = _RecordingContext()
+    report_tasks.report_task(ctx, "run-x", sections=["model_card"], quick=True)
+    units = [(u["done"], u["total"], u["unit"]) for u in ctx.updates]
+    assert units == [(0, 4, "report parts"), (0, 4, "report parts"), (1, 4, "report parts"), (1, 4, "report parts"),
+                     (2, 4, "report parts"), (2, 4, "report parts"), (3, 4, "report parts"),
+                     (3, 4, "report parts"), (4, 4, "report parts")]  # + writing the files; never backwards
+    assert ctx.updates[-2]["message"].startswith("writing") and ctx.updates[-1]["progress"] == 1.0
+
+
+def test_the_style_page_says_what_to_expect_from_what_was_measured(style_job, tmp_path):
+    from nnkit.jobs.generative_tasks import style_expectation
+    from nnkit.style.transfer import DEFAULT_MEASURED
+
+    assert max(RunStore().get(style_job.result["run_id"]).meta["size"]) == 32
+    run = next(r for r in RunStore().list(kind="style") if max(r.meta["size"]) == 32)  # the newest at 32 px
+    rate = run.meta["steps"] / run.meta["seconds"]
+    text = style_expectation(32, 600)
+    assert text.startswith(f"Measured here by the newest 32 px style run: {rate:.2g} steps/s, so 600 steps take about ")
+    assert text.endswith(f"took {DEFAULT_MEASURED['cpu_seconds']:.0f} CPU-seconds ({DEFAULT_MEASURED['wall_seconds']:.0f}"
+                         f" s) on {DEFAULT_MEASURED['machine']}.")
+    assert style_expectation(128, 300, RunStore(tmp_path)).startswith("No 128 px style transfer has run on this machine")
+    at = _app("app_pages/style.py")
+    _ok(at)
+    shown = [c.value.replace("\\", "") for c in at.caption]  # as typed: the page escapes Markdown
+    assert any("CPU-seconds" in c and DEFAULT_MEASURED["machine"] in c for c in shown)

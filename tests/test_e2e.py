@@ -36,6 +36,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 QUICK_START_TIMEOUT_S = float(os.environ.get("NNKIT_E2E_QUICK_START_TIMEOUT", 1800))
 
 
+_SERVER_HOME: list[Path] = []  # the served NNKIT_HOME, for tests that put runs there directly
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The dashboard served on a free localhost port; yields its base URL."""
@@ -43,6 +46,7 @@ def server(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("e2e_home")
+    _SERVER_HOME.append(home)
     port = free_port()
     log = open(home / "streamlit.log", "w")
     env = dict(os.environ, NNKIT_HOME=str(home), NNKIT_DEVICE=os.environ.get("NNKIT_DEVICE", "cpu"))
@@ -374,4 +378,39 @@ def test_explain_page_draws_a_saliency_grid(server, browser):
     assert chart.get_by_text("→").count() == 4
     assert page.get_by_role("button", name="Grid (PNG)").count() == 1
     _shot(page, "explain-grid")
+    page.close()
+
+
+def test_compare_page_shows_the_table_of_stored_evaluations(server, browser, monkeypatch):
+    """Two tiny runs put into the served store, one with a stored APGD evaluation: the Compare page shows the
+    table, the plot and the downloads, and its CSV holds the stored number with the command that made it."""
+    import csv
+
+    from attacks.on_run import robust_on_run
+    from nnkit.training import TrainConfig, train
+
+    monkeypatch.setenv("NNKIT_HOME", str(_SERVER_HOME[-1]))
+    ids = [train(TrainConfig(data="shapes", data_opts={"n_train": 200, "n_test": 60}, model="cnn",
+                             model_opts={"widths": [8, 16], "hidden": 16}, epochs=1, max_steps=3, seed=0,
+                             device="cpu", name=f"e2e-compare-{k}")).run_id for k in "ab"]
+    stored = robust_on_run(ids[0], attack="apgd", eps=[8 / 255], steps=3, n=4, seed=0, device="cpu").evaluation
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(f"{server}/compare")
+    page.get_by_role("heading", name="Compare", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    _no_errors(page)
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1  # the table (drawn on a canvas)
+    assert page.get_by_role("heading", name="Clean against robust accuracy").count() == 1
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    assert page.get_by_text("Missing cells").count() >= 1
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Table (CSV)").click()
+    rows = {r["run_id"]: r for r in csv.DictReader(io.StringIO(Path(info.value.path()).read_text()))}
+    assert set(ids) <= set(rows)
+    assert float(rows[ids[0]]["robust_accuracy"]) == stored.result["robust_accuracy"]["8/255"]
+    assert rows[ids[0]]["robust_accuracy source"] == stored.command
+    assert rows[ids[1]]["robust_accuracy source"].startswith("missing: nnkit attack apgd")
+    _shot(page, "compare")
+    _no_errors(page)
     page.close()

@@ -374,3 +374,36 @@ def test_acceptance_dcgan_on_mnist_in_three_minutes(mnist_root):
     assert result.quality.confident_share > 0.5
     assert result.quality.classes_covered >= 8
     assert fds[-1] < 0.5 * fds[0]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 17, open: on shapes the defaults covered at most 7/10 classes in 21 epochs, and "
+                          "180 s hold about 11 (nnkit.gan.config.MEASURED); remove this mark once they pass",
+                   strict=False)
+def test_acceptance_default_gan_on_shapes_covers_eight_classes():
+    """Issue 17: the GAN page's defaults (GanConfig on the default data, shapes, with the page's time limit, the
+    judge trained inside it) end with recognisable samples: the judge confidently finds >= 8 of the 10 classes.
+    The time limit assumes an otherwise idle 2-core machine.
+    """
+    from nnkit.gan.config import PAGE_TIME_LIMIT
+
+    torch.set_num_threads(2)
+    result = train_gan(GanConfig(data="shapes", time_limit=PAGE_TIME_LIMIT, device="cpu", seed=0))
+    coverage = [(r["epoch"], r.get("classes_covered"), round(r["cpu_seconds"])) for r in result.history]
+    print(json.dumps({"run_id": result.run_id, "stopped_by": result.stopped_by, "coverage": coverage,
+                      "quality": result.quality.to_dict(), "seconds": result.seconds, "note": result.note}))
+    assert result.judge_reference["classes_covered"] == 10  # the judge itself finds every class in real images
+    assert result.quality.classes_covered >= 8, result.note
+
+
+def test_the_default_judge_pools_over_positions():
+    """Issue 17: the judge's head must find a shape wherever it is. The LeNet flatten head tied classes to
+    positions and, trained as the automatic judge is (3 epochs of shapes), reached 74% test accuracy and covered
+    only 3/10 classes of the real test images, so no generator could reach 8/10; global max pooling: 98.5%, 10/10."""
+    from nnkit.models import create
+
+    config = GanConfig()
+    assert config.judge_opts == {"pool": "max"}
+    net = create(config.judge_model, num_classes=10, in_channels=3, image_size=32, **config.judge_opts)
+    first_dense = next(m for m in net.modules() if isinstance(m, torch.nn.Linear))
+    assert first_dense.in_features == 96  # one value per channel of the last stage, not per position

@@ -72,7 +72,8 @@ def test_report_json_validates_and_holds_every_section(tiny_report, tiny_run):
     r = tiny_report
     assert validate_report(r) is r
     assert r["run"]["run_id"] == tiny_run
-    assert r["settings"]["sections"] == ["model_card", "robustness", "explanations", "discovery"]
+    assert r["settings"]["sections"] == ["model_card", "robustness", "gradient", "corruptions", "explanations",
+                                         "discovery"]
     assert 1 <= len(r["summary"]["findings"]) <= 3
     assert [f["topic"] for f in r["summary"]["findings"]] == ["performance", "brittleness", "reliance"]
     card = r["model_card"]
@@ -99,6 +100,11 @@ def test_report_json_validates_and_holds_every_section(tiny_report, tiny_run):
     assert dc["figures"] == ["discovery_eigengap"] and dc["images"] == ["discovery_prototypes"]
     assert dc["cli"] == f"python -m nnkit discover {tiny_run} --all --n 4 --seed 0 --method saliency --json --device cpu"
     assert r["settings"]["command"].startswith("python -m nnkit report " + tiny_run)
+    # Nothing stored for the gradient and corruption sections yet: each names the command that computes it
+    assert r["gradient"]["status"] == "missing" and r["gradient"]["figures"] == []
+    assert r["gradient"]["cli"].startswith(f"python -m nnkit attack apgd {tiny_run} --eps 1/255,2/255,4/255,8/255")
+    assert r["corruptions"]["status"] == "missing" and r["corruptions"]["cli"].startswith(
+        f"python -m nnkit corrupt {tiny_run} --n 100 --seed 0")
     json.dumps(r, allow_nan=False)  # strict JSON
 
 
@@ -109,6 +115,8 @@ def test_report_json_validates_and_holds_every_section(tiny_report, tiny_run):
     (lambda r: r["images"]["patch"].update(base64="not a png"), "does not match"),
     (lambda r: r["model_card"]["evaluation"].update(clean_acc=float("nan")), "not strict JSON"),
     (lambda r: r.update(extra=1), "Additional properties"),
+    (lambda r: r["gradient"].pop("cli"), "'cli' is a required property"),
+    (lambda r: r["corruptions"].update(status="stored"), "'evaluation' is a required property"),
 ])
 def test_a_broken_report_fails_validation(tiny_report, breakage, message):
     broken = copy.deepcopy(tiny_report)
@@ -240,6 +248,82 @@ def test_figures_equal_what_the_cli_prints(tiny_run, tiny_report, tmp_path, caps
     assert (tmp_path / "explain" / "explain.png").read_bytes() == png
 
 
+def _corrupt_json(capsys, run_id: str) -> dict:
+    assert main(["corrupt", run_id, "--n", "4", "--seed", "0", "--corruptions", "gaussian_noise,contrast",
+                 "--severities", "1,5", "--reference", run_id, "--json"]) == 0
+    return last_json(capsys)
+
+
+def test_gradient_and_corruption_sections_show_the_stored_evaluations(tiny_run, tmp_path, capsys):
+    """Once ``nnkit attack apgd|pgd`` and ``nnkit corrupt`` stored their evaluations, the sections show exactly
+    their numbers, with their commands, in every format; building them computes nothing."""
+    assert main(["attack", "pgd", tiny_run, "--eps", "8/255", "--steps", "2", "--n", "4", "--seed", "0",
+                 "--json"]) == 0
+    pgd = last_json(capsys)
+    assert main(["attack", "apgd", tiny_run, "--eps", "2/255,8/255", "--steps", "3", "--n", "4", "--seed", "0",
+                 "--json"]) == 0
+    apgd = last_json(capsys)
+    corr = _corrupt_json(capsys, tiny_run)
+
+    r = build_report(tiny_run, sections="gradient,corruptions", quick=True, device="cpu")
+    validate_report(r)
+    assert set(r["timing"]["steps"]) == {"load", "evaluate", "gradient", "corruptions"}
+    g = r["gradient"]
+    assert g["status"] == "stored" and len(g["evaluations"]) == 2
+    head = g["evaluations"][g["headline"]]  # APGD, the reliable attack, draws the curve
+    assert head["attack"] == "apgd" and head["eps_labels"] == ["2/255", "8/255"]
+    assert head["robust_accuracy"] == [apgd["robust_accuracy"]["2/255"], apgd["robust_accuracy"]["8/255"]]
+    assert head["clean_accuracy"] == apgd["clean_accuracy"]
+    assert head["cli"] == "python -m nnkit attack apgd " + tiny_run + " --eps 2/255,8/255 --norm linf --steps 3 " \
+        "--n 4 --seed 0 --json"
+    other = next(e for e in g["evaluations"] if e["attack"] == "pgd")
+    assert other["robust_accuracy"] == [pgd["robust_accuracy"]["8/255"]]
+    assert r["figures"][g["figures"][0]]["cli"] == head["cli"]
+    c = r["corruptions"]["evaluation"]
+    assert c["accuracy"] == corr["accuracy"] and c["mean_accuracy"] == pytest.approx(corr["mean_accuracy"])
+    assert c["mce"] == corr["mce"] and c["reference"] == tiny_run and c["severities"] == [1, 5]
+    assert c["cli"].startswith(f"python -m nnkit corrupt {tiny_run} --n 4 --seed 0")
+    assert r["corruptions"]["figures"] == ["corruptions_heatmap"]
+    # The stored command prints the same numbers again.
+    assert main(_cli(head["cli"])) == 0
+    assert last_json(capsys)["robust_accuracy"] == apgd["robust_accuracy"]
+
+    html = write_report(r, tmp_path / "g.html")[0].read_text()
+    md = write_report(r, tmp_path / "g.md")[0].read_text()
+    for text in (html, md):
+        assert "Gradient robustness" in text and "Common corruptions" in text
+        assert f"{apgd['robust_accuracy']['8/255']:.1%}" in text and "mCE" in text
+        assert text.count("--eps 2/255,8/255 --norm linf --steps 3") == 1  # each command printed once
+
+
+def test_stored_sections_leave_out_broken_evaluations(tmp_path):
+    from nnkit.runs import RunStore
+    from nnkit.runs.evaluations import record_evaluation
+    from nnkit.training import TrainConfig, train
+
+    info = RunStore().get(train(TrainConfig(data="shapes", data_opts={"n_train": 200, "n_test": 40}, model="cnn",
+                                            model_opts={"widths": (8, 16), "hidden": 16}, epochs=1, max_steps=2,
+                                            device="cpu", seed=0, name="report-hostile")).run_id)
+    robust = {"attack": "pgd", "norm": "linf", "eps": [8 / 255], "n": "many", "steps": "x"}
+    record_evaluation(info, "robust", robust, {"robust_accuracy": {"8/255": 1.5}, "eps": [8 / 255]}, "nnkit x")
+    record_evaluation(info, "robust", {**robust, "seed": 1}, {"robust_accuracy": {"8/255": 0.25}, "eps": [8 / 255],
+                                                              "clean_accuracy": "high"}, "rm -rf /")
+    record_evaluation(info, "corruptions", {"n": 4}, {"accuracy": {"noise": [0.5, "x"]}, "mean_accuracy": 0.5},
+                      "nnkit corrupt x")
+    (info.path / "evals" / "corruptions-000000000000.json").write_text("[")
+    with pytest.warns(UserWarning, match="unreadable"):
+        r = build_report(info, sections="gradient,corruptions", quick=True, device="cpu")
+    validate_report(r)
+    assert r["gradient"]["status"] == "missing" and r["corruptions"]["status"] == "missing"
+    record_evaluation(info, "robust", {**robust, "seed": 2}, {"robust_accuracy": {"8/255": 0.25}, "eps": [8 / 255],
+                                                              "clean_accuracy": "high"}, "nnkit attack pgd x")
+    r = build_report(info, sections="gradient", quick=True, device="cpu")  # the broken file is a corruptions one
+    validate_report(r)
+    e = r["gradient"]["evaluations"][0]
+    assert len(r["gradient"]["evaluations"]) == 1 and e["robust_accuracy"] == [0.25] and e["clean_accuracy"] is None
+    assert e["n"] is None and write_report(r, tmp_path / "h.md")[0].read_text().count("25.0%") >= 1
+
+
 # -- the command ----------------------------------------------------------------------------------
 def test_cli_report_writes_the_file_and_a_json_line(tiny_run, tmp_path, capsys):
     out = tmp_path / "sub" / "card.html"
@@ -289,8 +373,9 @@ def test_cli_pdf_without_chromium_is_one_line(tiny_run, tmp_path, capsys, monkey
 
 # -- library pieces -------------------------------------------------------------------------------
 def test_sections_and_settings():
-    assert parse_sections(None) == ["model_card", "robustness", "explanations", "discovery"]
-    assert parse_sections(None, quick=True) == ["model_card", "robustness", "explanations"]  # discovery: when named
+    assert parse_sections(None) == ["model_card", "robustness", "gradient", "corruptions", "explanations", "discovery"]
+    # discovery: when named
+    assert parse_sections(None, quick=True) == ["model_card", "robustness", "gradient", "corruptions", "explanations"]
     assert parse_sections("discovery", quick=True) == ["discovery"]
     assert parse_sections("explanations, model-card") == ["model_card", "explanations"]
     with pytest.raises(NnkitError, match="unknown report section 'x'"):
@@ -403,8 +488,9 @@ def test_report_job_writes_every_format(tiny_run):
     assert folder.parent.name == "reports" and folder.name.startswith(tiny_run)
     expected = {"report.html", "report.json", "report.md", "meta.json"} | ({"report.pdf"} if CHROMIUM.exists() else set())
     assert expected <= set(view.result["files"])
-    validate_report(json.loads((folder / "report.json").read_text()))
-    assert len(list((folder / "report_files").glob("*.png"))) == 18
+    report = validate_report(json.loads((folder / "report.json").read_text()))
+    # 18 without stored gradient and corruption evaluations; one figure more for each once they are stored
+    assert len(list((folder / "report_files").glob("*.png"))) == len(report["figures"]) + len(report["images"]) >= 18
     if CHROMIUM.exists():
         assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert list_reports(tiny_run)[0]["folder"] == folder

@@ -15,11 +15,13 @@ imports Streamlit or prints. One module per demo:
 6. ``tricks``       side-by-side short trainings: dropout, batch norm, augmentation, learning rate,
                     momentum, early stopping (``compare_tricks``)
 7. ``residual``     first-layer gradient norm against depth, plain vs residual (``depth_sweep``)
-8. ``autoencoder``  undercomplete and denoising autoencoders (``train_autoencoder``, ``reconstruct``)
+8. ``autoencoder``  undercomplete and denoising autoencoders, convolutional by default
+                    (``train_autoencoder``, ``reconstruct``)
 9. ``gan``          the GAN minimax game on a 1-D / 2-D toy distribution (``gan_steps``)
 10. ``brittleness`` one pixel that flips a digit (``find_one_pixel_flip`` via ``attacks.OnePixel``;
                     ``one_pixel_search`` exhaustive) and the tag-moved test
-                    of a confounded model with saliency maps (``tag_moved_test``)
+                    of a confounded model with saliency maps (``tag_moved_test``); the robustness
+                    trade-off of adversarial training (``tradeoff_configs``, ``robust_accuracy_curve``)
 
 Submodules are imported on use (``from nnkit.classroom import gan``), so a page pays only for its own.
 """

@@ -9,6 +9,12 @@ Confounding: a model trained on ``shapes-confounded`` learns the class-specific 
 shortcut, Geirhos et al. 2020). Moving the tag to another class's corner and colour moves the
 prediction with it, and the saliency map (vanilla gradient, Simonyan et al. 2014) puts its weight on
 the tag rather than on the shape.
+
+The trade-off: a standard model and one trained on adversarial examples (FGSM with a random start,
+Wong, Rice & Kolter 2020, "Fast is better than free"; PGD, Madry et al. 2018, "Towards Deep Learning
+Models Resistant to Adversarial Attacks") are attacked with PGD (Madry et al. 2018) over a grid of L∞
+budgets ε. The defended model gives up some clean accuracy and keeps much more robust accuracy
+(Tsipras et al. 2019, "Robustness May Be at Odds with Accuracy").
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from nnkit.confounding.behaviour import counterfactual_test
 from nnkit.confounding.metrics import relevance_mass
 from nnkit.data.base import Dataset
 from nnkit.errors import NnkitError
-from nnkit.runs.store import RunStore
+from nnkit.runs.store import RunInfo, RunStore
 from nnkit.saliency import explain, to_map
 from nnkit.training import Progress, TrainConfig, predict_logits, train
 
@@ -250,3 +256,177 @@ def _tag_moved_test(model, dataset: Dataset, n: int, examples: int, method: str)
                                   maps[k + j].cpu().numpy(), float(share[j]), float(share[k + j]),
                                   float(agrees.masks[i].float().mean())))
     return TagMovedReport(cf.accuracy, cf.follows_tag, cf.chance, cf.n, list(dataset.class_names), out)
+
+
+# -- the robustness trade-off --------------------------------------------------------------------
+TRADEOFF_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)  # the ε grid the page's slider moves over
+TRADEOFF_PGD_STEPS = 10  # PGD steps per ε (α = 2.5·ε/steps, Madry et al.'s rule)
+TRADEOFF_NAMES = {"standard": "classroom-standard", "adversarial": "classroom-adversarial"}
+# A small cnn on shapes, both models with the same recipe; only ``adversarial`` differs. Measured under the page.
+TRADEOFF_RECIPE = dict(data="shapes", data_opts={"n_train": 4000, "n_test": 200}, model="cnn",
+                       model_opts={"widths": [16, 32, 64], "hidden": 64, "dropout": 0.0}, epochs=5, batch_size=64,
+                       lr=3e-3)
+# FGSM at 8/255 from the first step left this cnn near chance after 10 epochs (measured: 18% clean); two clean
+# epochs first, then three on FGSM examples, reached 90%+ clean and about half of it under PGD at 8/255.
+TRADEOFF_DEFENCE = dict(adversarial="fgsm", adv_eps=8 / 255, adv_warmup=2)
+
+
+def tradeoff_configs(seed: int = 0, device: str | None = None) -> dict[str, TrainConfig]:
+    """The two trainings of the trade-off demo: the same small cnn on shapes, standard and adversarial.
+
+    Args:
+        seed: both trainings' seed; device: where they train.
+
+    Returns:
+        ``{"standard": TrainConfig, "adversarial": TrainConfig}`` named as in ``TRADEOFF_NAMES`` (the
+        adversarial one trains on FGSM examples with a random start at ε = 8/255, Wong et al. 2020).
+    """
+    base = dict(TRADEOFF_RECIPE, data_opts=dict(TRADEOFF_RECIPE["data_opts"]),
+                model_opts=dict(TRADEOFF_RECIPE["model_opts"]), seed=int(seed), device=device)
+    return {"standard": TrainConfig(**base, name=TRADEOFF_NAMES["standard"]),
+            "adversarial": TrainConfig(**base, **TRADEOFF_DEFENCE, name=TRADEOFF_NAMES["adversarial"])}
+
+
+def tradeoff_recipe_text() -> str:
+    """What the trade-off demo trains, in words (the page says it before the user starts a job)."""
+    r, opts = TRADEOFF_RECIPE, TRADEOFF_RECIPE["model_opts"]
+    widths = "-".join(str(w) for w in opts["widths"])
+    warm = TRADEOFF_DEFENCE.get("adv_warmup", 0)
+    first = f"the first {warm} of them on clean images, then " if warm else ""
+    return (f"two cnns (conv widths {widths}, {opts['hidden']} hidden units) on {r['data_opts']['n_train']:,} "
+            f"`{r['data']}` images for {r['epochs']} epochs each, the same seed; the defended one trains "
+            f"{first}on FGSM examples with a random start at ε = {round(TRADEOFF_DEFENCE['adv_eps'] * 255)}/255.")
+
+
+_RECIPE_KEYS = ("data", "data_opts", "model", "model_opts", "epochs", "batch_size", "lr", "optimizer", "schedule",
+                "augment", "val_fraction", "seed", "max_steps", "adversarial", "adv_eps", "adv_steps", "adv_alpha")
+
+
+def _jsonish(value):
+    """Tuples as lists, as a config reads back from its JSON."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonish(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonish(v) for k, v in value.items()}
+    return value
+
+
+def find_trained(config: TrainConfig, store: RunStore | None = None) -> RunInfo | None:
+    """The newest stored run trained with ``config``'s recipe and name (so the demo trains each model once).
+
+    Args:
+        config: a trade-off config (``tradeoff_configs``); store: the run store (default ``$NNKIT_HOME``).
+
+    Returns:
+        The RunInfo, or None when no complete run has that name and the same recipe in its ``config.json``.
+    """
+    store = store or RunStore()
+    want = {k: _jsonish(getattr(config, k)) for k in _RECIPE_KEYS}
+    for run in sorted(store.list("classifier"), key=lambda r: r.run_id, reverse=True):
+        if run.name != config.name:
+            continue
+        saved = run.optional_json("config.json") or {}
+        if all(_jsonish(saved.get(k)) == v for k, v in want.items()):
+            return run
+    return None
+
+
+def robust_accuracy_curve(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                          eps_grid=TRADEOFF_EPS, steps: int = TRADEOFF_PGD_STEPS, seed: int = 0, show: int = 6,
+                          on_progress: Callable[[int, int], None] | None = None,
+                          stop_event: threading.Event | None = None) -> dict:
+    """PGD robust accuracy of ``model`` at every ε of the grid (Madry et al. 2018, L∞, random start).
+
+    An image counts as robust at ε only if no attack at any ε' ≤ ε fooled it: an adversarial image found
+    at a smaller budget lies inside the larger ball too, so the curve never rises with ε (a PGD run at a
+    larger ε that happens to miss does not make the model more robust).
+
+    Args:
+        model: a classifier on [0, 1] images; images: N×C×H×W; labels: N true classes.
+        eps_grid: the budgets, ascending (0 is the clean accuracy, no attack runs).
+        steps: PGD steps per ε (step size 2.5·ε/steps); seed: the attack's random starts.
+        show: the first images whose attacked versions and predictions are kept for the page.
+        on_progress: called with (PGD steps done, PGD steps in all) across the grid.
+        stop_event: when set, the attack stops within one model call and ``Cancelled`` is raised.
+
+    Shape:
+        images N×C×H×W → ``images`` S×H×W[×C] arrays for each ε, S = min(show, N).
+
+    Returns:
+        ``{"eps": [...], "robust_accuracy": [...] (one per ε), "predictions": len(eps)×S ints, "images":
+        len(eps)×S arrays (the attacked image shown at each ε: the first one that fooled the model at any
+        ε' ≤ ε, else the attack at ε)}``.
+    """
+    from attacks.pgd import PGD
+
+    eps_grid = [float(e) for e in eps_grid]
+    if any(b < a for a, b in zip(eps_grid, eps_grid[1:], strict=False)) or (eps_grid and eps_grid[0] < 0):
+        raise NnkitError(f"the ε grid must be ascending and ≥ 0, got {eps_grid}")
+    labels = labels.cpu()
+    n_show = min(int(show), len(images))
+    attacked = [e for e in eps_grid if e > 0]
+    total, done = max(1, len(attacked) * int(steps)), 0
+    with one_thread():
+        clean_pred = predict_logits(model, images).argmax(1)
+        robust = clean_pred == labels
+        shown = images[:n_show].detach().cpu().clone()
+        shown_pred = clean_pred[:n_show].clone()
+        accs, preds, pictures = [], [], []
+        for eps in eps_grid:
+            if eps > 0:
+                attack = PGD(model, eps=eps, alpha=2.5 * eps / int(steps), steps=int(steps), seed=seed)
+
+                def progress(d: int, t: int, offset=done) -> None:
+                    if on_progress is not None:
+                        on_progress(offset + d, total)
+
+                result = attack(images, labels, on_progress=progress, stop_event=stop_event)
+                done += int(steps)
+                if on_progress is not None:
+                    on_progress(done, total)
+                fooled_now = result.pred_after != labels
+                newly = robust & fooled_now
+                robust = robust & ~fooled_now
+                # Keep the first image that fooled the model; a robust one shows the attack at this ε.
+                for i in range(n_show):
+                    if bool(newly[i]) or bool(robust[i]):
+                        shown[i] = result.images[i]
+                        shown_pred[i] = result.pred_after[i]
+            accs.append(float(robust.float().mean()))
+            preds.append(shown_pred.tolist())
+            pictures.append(np.stack([_hw(x) for x in shown]))
+    return {"eps": eps_grid, "robust_accuracy": accs, "predictions": preds, "images": pictures}
+
+
+@dataclass
+class TradeoffModel:
+    """One side of the trade-off: a model and its robust accuracy over the ε grid."""
+
+    key: str  # "standard" or "adversarial"
+    run_id: str
+    label: str  # what it was trained with, in words
+    train_seconds: float  # its training's measured wall time (on the machine that trained it)
+    trained_now: bool  # False: reused from the run store
+    robust_accuracy: list[float]  # one per ε (the first, ε = 0, is the clean accuracy)
+    predictions: list[list[int]]  # per ε: the prediction on each shown image
+    images: list[np.ndarray]  # per ε: S×H×W[×C] attacked images shown
+
+
+@dataclass
+class TradeoffReport:
+    """Both models attacked on the same test images over the same ε grid."""
+
+    eps: list[float]
+    models: list[TradeoffModel]
+    clean_images: np.ndarray  # S×H×W[×C] the shown test images
+    labels: list[int]  # their true classes
+    class_names: list[str]
+    n: int  # test images attacked
+    steps: int  # PGD steps per ε
+
+    def model(self, key: str) -> TradeoffModel:
+        return next(m for m in self.models if m.key == key)
+
+    def at(self, eps: float) -> int:
+        """The grid index of ``eps`` (the nearest budget of the grid)."""
+        return int(np.argmin([abs(e - float(eps)) for e in self.eps]))

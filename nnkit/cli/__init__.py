@@ -13,7 +13,9 @@ import warnings
 
 from nnkit.errors import Cancelled, NnkitError
 
-COMMANDS = ["train", "evaluate", "runs", "registries", "gan", "style", "explain", "discover", "attack", "report"]
+COMMANDS = ["train", "evaluate", "runs", "registries", "gan", "style", "explain", "discover", "attack", "report",
+            "compare"]
+COMMANDS.append("corrupt")  # common corruptions (issue 14)
 
 
 class _Parser(argparse.ArgumentParser):

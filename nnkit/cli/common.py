@@ -80,3 +80,21 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
+
+
+def eps_value(text: str) -> float:
+    """argparse type: one perturbation budget in (0, 1], as a number or a fraction of whole numbers.
+
+    ``"8/255"`` → 0.0313…, ``"0.03"`` → 0.03; pixel values are in [0, 1], so budgets are too.
+    """
+    num, slash, den = text.strip().partition("/")
+    try:
+        value = float(num) / float(den) if slash else float(num)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.03 or a fraction such as 8/255, got {text!r}") \
+            from None
+    except ZeroDivisionError:
+        raise argparse.ArgumentTypeError(f"division by zero in {text!r}") from None
+    if not 0 < value <= 1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected a budget in (0, 1] (pixel values are in [0, 1]), got {text!r}")
+    return value

@@ -3,6 +3,8 @@ on a confounder, and whether the attribution methods pass their sanity checks.""
 
 from __future__ import annotations
 
+import time
+
 from nnkit.cli.common import (
     add_data_root_arg,
     add_device_arg,
@@ -162,6 +164,7 @@ def run_confounding(args) -> int:
     if args.reference:
         ref_info, reference = load_reference(args.reference, dataset, device)
     bar, update = _bar("confounding", args.json)
+    t0 = time.perf_counter()
     report = check_dataset(model, dataset, split=args.split, mask_box=box, n=args.n, seed=args.seed,
                            methods=args.methods, reference=reference, batch_size=args.batch_size, device=device,
                            on_progress=update)
@@ -170,6 +173,12 @@ def run_confounding(args) -> int:
         report.info["classes"] = [dataset.class_names[c] for c in picked]  # as check_candidate records them
     out = report.to_dict()
     out = {"run_id": info.run_id, "reference_run_id": ref_info.run_id if reference is not None else None, **out}
+    from nnkit.compare import record_confounding  # stored for `nnkit compare` and the report, with this command
+
+    record_confounding(info, out, n=args.n, seed=args.seed, data=args.data, split=args.split,
+                       mask_box=str(box) if box is not None else None, methods=args.methods,
+                       reference=ref_info.run_id if ref_info is not None else None, classes=args.classes,
+                       data_opts=args.data_opt, seconds=time.perf_counter() - t0)
     if args.json:
         emit_json(out)
         return 0

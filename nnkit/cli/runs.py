@@ -28,15 +28,20 @@ def list_runs(args) -> int:
                              "dataset": r.meta.get("dataset", {}).get("name"),
                              "model": r.meta.get("model", {}).get("name"),
                              "test_accuracy": r.meta.get("test_accuracy"),
+                             "defence": r.meta.get("defence"),
                              "created": r.meta.get("created")} for r in runs]})
         return 0
     if not runs:
         print("no runs yet: try `python -m nnkit train --data shapes --model cnn`")
+    from nnkit.training.adversarial import describe_defence
+
     for r in runs:
         acc = r.meta.get("test_accuracy")
         name = safe_text(r.name) if r.name else "-"
+        defence = r.meta.get("defence")  # adversarial training (absent or None: standard training)
         print(f"{safe_text(r.run_id)}  {safe_text(r.kind):<10} {name:<16} {safe_text(r.meta.get('dataset', {}).get('name', '-')):<18} "
-              f"{safe_text(r.meta.get('model', {}).get('name', '-')):<9} " + (f"acc {acc:.4f}" if acc is not None else ""))
+              f"{safe_text(r.meta.get('model', {}).get('name', '-')):<9} " + (f"acc {acc:.4f}" if acc is not None else "")
+              + (f"  adversarially trained ({describe_defence(defence)})" if defence else ""))
     return 0
 
 

@@ -12,6 +12,7 @@ from nnkit.cli.common import (
     add_device_arg,
     add_json_arg,
     emit_json,
+    eps_value,
     parse_options,
     positive_int,
     progress_bar,
@@ -20,7 +21,7 @@ from nnkit.errors import NnkitError
 
 
 def add_parser(sub) -> None:
-    from nnkit.training.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from nnkit.training.config import ADVERSARIAL, AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a classifier (saved to the run store)")
@@ -48,6 +49,18 @@ def add_parser(sub) -> None:
                    help="train data-parallel on N processes of this machine (torch.distributed.run; "
                         "gloo on CPU, one GPU per process on CUDA); --batch-size stays the global batch")
     p.add_argument("--sync-bn", action="store_true", help="CUDA with --nproc/torchrun: SyncBatchNorm over all ranks")
+    p.add_argument("--adversarial", choices=ADVERSARIAL,
+                   help="adversarial training: train on attacks made against the model as it learns; fgsm: FGSM with "
+                        "a random start (Wong et al. 2020, ~2x the time of standard training), pgd: PGD (Madry et al. "
+                        "2018, ~(steps+1)x)")
+    p.add_argument("--eps", type=eps_value, metavar="EPS",
+                   help=f"with --adversarial: L-inf budget, e.g. 8/255 (default {_eps_text(d.adv_eps)})")
+    p.add_argument("--steps", type=positive_int, metavar="N",
+                   help=f"with --adversarial pgd: attack steps (default {d.adv_steps})")
+    p.add_argument("--adv-warmup", type=int, metavar="EPOCHS",
+                   help="with --adversarial: first epochs on clean images (default: a third of --epochs, rounded down)")
+    p.add_argument("--alpha", type=eps_value, metavar="A",
+                   help="with --adversarial: step size, e.g. 2/255 (default: 1.25*eps for fgsm, 2.5*eps/steps for pgd)")
     add_data_root_arg(p)
     add_device_arg(p)
     add_json_arg(p)
@@ -71,7 +84,11 @@ def train_argv(config) -> list[str]:
     for key, value in config.to_dict().items():
         if key in ("data", "model") or value == defaults[key] or value is None:
             continue
-        if key in ("model_opts", "data_opts"):
+        if key in _ADV_FLAGS:
+            # the attack's settings mean something only with --adversarial (and steps only for PGD)
+            if config.adversarial is not None and (key != "adv_steps" or config.adversarial == "pgd"):
+                argv += [_ADV_FLAGS[key], _eps_text(value) if key in ("adv_eps", "adv_alpha") else text(value)]
+        elif key in ("model_opts", "data_opts"):
             flag = "--model-opt" if key == "model_opts" else "--data-opt"
             for k, v in value.items():
                 argv += [flag, f"{k}={text(v)}"]
@@ -80,6 +97,35 @@ def train_argv(config) -> list[str]:
         else:
             argv += [f"--{key.replace('_', '-')}", text(value)]
     return argv
+
+
+# TrainConfig fields whose flag is not the field's name
+_ADV_FLAGS = {"adv_eps": "--eps", "adv_steps": "--steps", "adv_alpha": "--alpha", "adv_warmup": "--adv-warmup"}
+
+
+def _eps_text(value: float) -> str:
+    """``8/255`` when that reads back as exactly ``value`` (through :func:`eps_value`), else the float's repr."""
+    n = round(value * 255)
+    return f"{n}/255" if n >= 1 and n / 255 == value else repr(float(value))
+
+
+def _adversarial_settings(args) -> dict:
+    """The TrainConfig fields of ``--adversarial``, ``--eps``, ``--steps``, ``--alpha`` (one-line error when they
+    do not fit together)."""
+    given = [flag for flag, value in (("--eps", args.eps), ("--steps", args.steps), ("--alpha", args.alpha),
+                                      ("--adv-warmup", args.adv_warmup)) if value is not None]
+    if args.adversarial is None:
+        if given:
+            raise NnkitError(f"{', '.join(given)} set the attack of adversarial training: add --adversarial fgsm|pgd")
+        return {}
+    if args.adversarial == "fgsm" and args.steps is not None:
+        raise NnkitError("--steps is for --adversarial pgd (FGSM takes one step of size --alpha)")
+    out = {"adversarial": args.adversarial}
+    for key, value in (("adv_eps", args.eps), ("adv_steps", args.steps), ("adv_alpha", args.alpha),
+                       ("adv_warmup", args.adv_warmup)):
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -98,6 +144,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def run(args) -> int:
     from nnkit import distributed
     from nnkit.training import TrainConfig, train
+    from nnkit.training.adversarial import describe_defence
 
     model_opts = parse_options(args.model_opt)
     for key in ("activation", "dropout", "batch_norm"):
@@ -109,7 +156,7 @@ def run(args) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, epochs=args.epochs,
         batch_size=args.batch_size, augment=args.augment, val_fraction=args.val_fraction,
         early_stopping=args.early_stopping, seed=args.seed, device=args.device, name=args.name,
-        max_steps=args.max_steps, sync_bn=args.sync_bn,
+        max_steps=args.max_steps, sync_bn=args.sync_bn, **_adversarial_settings(args),
     )
     if args.nproc > 1:
         if distributed.env_world_size() > 1:
@@ -152,13 +199,15 @@ def run(args) -> int:
             bar.close()
     if distributed.env_rank() != 0:
         return 0  # rank 0 alone reports
+    defence = config.defence()
+    trained = f", adversarially trained ({describe_defence(defence)})" if defence else ""
     print(f"run {result.run_id}: test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s "
-          f"(seed {result.seed})", file=sys.stderr if args.json else sys.stdout)
+          f"(seed {result.seed}){trained}", file=sys.stderr if args.json else sys.stdout)
     _say_how_a_folder_was_read(result.run_id, sys.stderr if args.json else sys.stdout)
     if args.json:
         emit_json({"run_id": result.run_id, "test_accuracy": result.test_accuracy, "seconds": result.seconds,
                    "seed": result.seed, "epochs_run": len(result.history),
-                   "stopped_early": result.stopped_early, "history": result.history})
+                   "stopped_early": result.stopped_early, "defence": defence, "history": result.history})
     return 0
 
 

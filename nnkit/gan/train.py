@@ -276,6 +276,60 @@ def stop_note(meta: dict) -> str | None:
     return f"{text} — continue training to finish the planned epochs"
 
 
+def calibrate(config: GanConfig, dataset: Dataset, steps: int = 6, device: str | torch.device | None = None
+              ) -> dict:
+    """Time a few steps of ``config``'s networks on ``dataset`` here and now: the seconds per epoch to expect.
+
+    The steps are the training loop's (one discriminator and one generator update on a real and a generated
+    batch, Radford et al. 2016) on fresh networks, after one untimed warm-up step; nothing is saved. The time is
+    wall-clock, so it includes what other work on the machine takes from this process at the moment.
+
+    Args:
+        config: the GanConfig to be run (networks, batch size, Adam settings).
+        dataset: its data (image shape and training-set size).
+        steps: steps timed (each costs about as much as a training step).
+        device: where to run (None: ``config.device`` or auto).
+
+    Returns:
+        ``{"seconds_per_step", "steps_per_epoch", "seconds_per_epoch", "steps", "device"}``.
+    """
+    dev = get_device(device or config.device)
+    x = dataset.split("train").images
+    batch = min(config.batch_size, len(x))
+    gen = Generator(**{**generator_spec(config, dataset), "num_classes": 0}).to(dev)
+    disc = Discriminator(**{**discriminator_spec(config, dataset), "num_classes": 0}).to(dev)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    real = x[:batch].to(dev).mul(2).sub(1)
+    ones, zeros = torch.ones(batch, device=dev), torch.zeros(batch, device=dev)
+
+    def step() -> None:
+        fake = gen(torch.randn(batch, config.latent_dim, device=dev))
+        loss_d = (F.binary_cross_entropy_with_logits(disc(real), ones)
+                  + F.binary_cross_entropy_with_logits(disc(fake.detach()), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.binary_cross_entropy_with_logits(disc(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+
+    step()  # first-call costs (allocation, kernel choice) are not a training step's
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(max(1, int(steps))):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    per_step = (time.perf_counter() - t0) / max(1, int(steps))
+    steps_per_epoch = max(1, len(x) // batch)
+    return {"seconds_per_step": per_step, "steps_per_epoch": steps_per_epoch,
+            "seconds_per_epoch": per_step * steps_per_epoch, "steps": max(1, int(steps)),
+            "device": describe_device(dev)}
+
+
 def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None = None,
               stop_event: threading.Event | None = None, store: RunStore | None = None) -> GanResult:
     """Train a DCGAN (Radford et al. 2016) and save it as a complete run of kind "gan".
@@ -327,11 +381,13 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
     gen = Generator(**generator_spec(config, dataset)).to(device)
     disc = Discriminator(**discriminator_spec(config, dataset)).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    # The generator that is sampled, scored and saved: an exponential moving average of the trained one
-    # (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training"). It smooths out the
-    # oscillation of adversarial training, which on a short CPU budget is the difference between blurry
-    # and legible samples. ema_decay = 0 samples the raw generator.
+    # The generator that is sampled, scored and saved: with ema_decay > 0 an exponential moving average of the
+    # trained one (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training"), which smooths out
+    # the oscillation of adversarial training late in long runs; with 0 (the default, see GanConfig.ema_decay:
+    # within minutes of CPU the average lags behind) the trained generator itself.
     gen_ema = copy.deepcopy(gen).requires_grad_(False) if config.ema_decay else gen
+    # the networks a stopped run keeps to go on from (the averaged generator only when it is a network of its own)
+    networks = [("gen", gen), ("disc", disc)] + ([("gen_ema", gen_ema)] if gen_ema is not gen else [])
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
 
     rng = torch.Generator().manual_seed(seed)
@@ -358,7 +414,7 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
         state = _read_resume_json(parent)
         tensors = load_weights(parent.path / RESUME_TENSORS)
         try:
-            for prefix, net in (("gen", gen), ("disc", disc), ("gen_ema", gen_ema)):
+            for prefix, net in networks:
                 net.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
             _load_optimizer("opt_g", opt_g, tensors, state["opt_g"])
             _load_optimizer("opt_d", opt_d, tensors, state["opt_d"])
@@ -493,7 +549,7 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
                        "sums": sums.detach().cpu().contiguous()}
             if device.type == "cuda":
                 tensors["rng_cuda"] = torch.cuda.get_rng_state(device)
-            for prefix, net in (("gen", gen), ("disc", disc), ("gen_ema", gen_ema)):
+            for prefix, net in networks:
                 tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
             groups = {"opt_g": _flat_optimizer("opt_g", opt_g, tensors),
                       "opt_d": _flat_optimizer("opt_d", opt_d, tensors)}

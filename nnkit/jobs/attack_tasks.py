@@ -1,9 +1,11 @@
-"""Job functions of the dashboard's Attack page: chosen images, and sweeps over pixels and patch area.
+"""Job functions of the dashboard's Attack page: chosen images, sweeps over pixels and patch area, and
+robust accuracy against ε of the gradient attacks (FGSM, PGD, APGD).
 
 Each runs in a JobManager worker (see ``manager.py``), calls ``attacks.on_run`` (what the CLI
 ``nnkit attack`` calls, so the figures are the CLI's for the same run and seed), passes
 ``ctx.stop_event`` and ``ctx.device`` on, and returns plain data for the page: numbers, small uint8
-images and PNG bytes of a few kilobytes (an attack changes no run, so nothing goes to the run store).
+images and PNG bytes of a few kilobytes. The gradient attacks store their figures as a ``robust``
+evaluation of the run (``nnkit.runs.evaluations``), as the CLI does; the other attacks store nothing.
 """
 
 from __future__ import annotations
@@ -178,3 +180,84 @@ def attack_sweep_task(ctx: JobContext, run_id: str, n: int = 50, pixels: Sequenc
                     f"{best['success_rate']:.0%} ({best['label']})")
     return {"run_id": points[0]["run_id"], "n": points[0]["n"], "seed": seed, "selection": points[0]["selection"],
             "points": points, "sheets": sheets}
+
+
+GRADIENT_ATTACKS = {"fgsm": "FGSM (Goodfellow et al. 2015)", "pgd": "PGD (Madry et al. 2018)",
+                    "apgd": "APGD-CE (Croce & Hein 2020)"}
+
+
+def min_eps_values(summary: dict) -> list[float] | None:
+    """The per-image smallest ε of a summary with its infinities back: inf "not flipped", NaN "not attacked"."""
+    if summary.get("min_eps") is None:
+        return None
+    back = {"not flipped": float("inf"), "not attacked": float("nan")}
+    return [back.get(state, value) for value, state in zip(summary["min_eps"], summary["min_eps_state"], strict=True)]
+
+
+def gradient_csv(summary: dict) -> str:
+    """The robust-accuracy table of a gradient attack as CSV: one row per ε (label, value, robust accuracy,
+    clean accuracy, success rate), then, with a min-ε search, one row per image (index, smallest ε, state:
+    flipped, not flipped within the largest ε, not attacked)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["eps", "eps_value", "robust_accuracy", "clean_accuracy", "success_rate"])
+    for row in summary["per_eps"]:
+        w.writerow([row["eps_label"], row["eps"], row["robust_accuracy"], summary["clean_accuracy"],
+                    row["success_rate"]])
+    if summary.get("min_eps") is not None:
+        w.writerow([])
+        w.writerow(["image_index", "min_eps", "state"])
+        for index, value, state in zip(summary["indices"], summary["min_eps"], summary["min_eps_state"], strict=True):
+            w.writerow([index, "" if value is None else value, state])
+    return buf.getvalue()
+
+
+def gradient_attack_task(ctx: JobContext, run_id: str, attack: str = "pgd", eps: Sequence[float] | None = None,
+                         norm: str = "linf", steps: int | None = None, alpha: float | None = None, n: int = 100,
+                         target: str | int | None = None, min_eps: bool = False, seed: int | None = None,
+                         split: str = "test") -> dict:
+    """Robust accuracy against ε of a white-box attack on ``n`` images of a run's split: FGSM (Goodfellow
+    et al. 2015), PGD (Madry et al. 2018) or APGD-CE (Croce & Hein 2020), optionally with each image's
+    smallest flipping ε (bisection with PGD). Stored as a ``robust`` evaluation of the run, as the CLI does.
+
+    Args:
+        ctx: the job context (progress in gradient steps: one step is one forward and backward pass of the
+            images still running).
+        run_id: the classifier run.
+        attack, eps, norm, steps, alpha, n, target, min_eps, seed, split: as in
+            :func:`attacks.on_run.robust_on_run`.
+
+    Returns:
+        ``{"run_id", "summary" (the CLI's --json figures), "command" (the CLI line that repeats it),
+        "class_names", "sheet_png" (examples at the largest ε), "csv"}``. The metrics history holds one
+        record per ε: ``{"eps", "robust_accuracy", "clean_accuracy", "norm", "label"}``.
+    """
+    from attacks.on_run import robust_on_run
+    from attacks.pgd import eps_label
+
+    if attack not in GRADIENT_ATTACKS:
+        raise NnkitError(f"unknown gradient attack {attack!r}: choose {', '.join(GRADIENT_ATTACKS)}")
+    ctx.update(0.0, "loading the model and the images")
+
+    def progress(done: int, total: int) -> None:
+        ctx.update(message=f"{attack}: step {done}/{total}", done=done, total=total, unit="steps")
+
+    def on_result(i: int, e: float, report) -> None:
+        ctx.log_metrics({"eps": e, "robust_accuracy": report.robust_accuracy,
+                         "clean_accuracy": report.clean_accuracy, "norm": norm, "label": attack})
+
+    done = robust_on_run(run_id, attack=attack, eps=eps, norm=norm, steps=steps, alpha=alpha, n=n, seed=seed,
+                         split=split, target=target, min_eps=min_eps, on_progress=progress,
+                         stop_event=ctx.stop_event, record=True, device=ctx.device, on_result=on_result)
+    ctx.update(1.0, "done")
+    summary = done.summary()
+    last = done.reports[-1]
+    sheet = examples_sheet(last.result, done.clean, done.dataset.class_names)
+    ctx.set_summary(f"done: robust accuracy {done.robust_accuracy[-1]:.1%} at ε {eps_label(done.eps[-1])} "
+                    f"(clean {done.clean_accuracy:.1%}) on {done.n} images in {done.seconds:.0f} s")
+    return {"run_id": done.info.run_id, "summary": summary,
+            "command": done.evaluation.command if done.evaluation is not None else None,
+            "class_names": list(done.dataset.class_names), "sheet_png": png_bytes(sheet), "csv": gradient_csv(summary)}

@@ -2,21 +2,24 @@
 
 Like ``tasks.py``: the JobContext comes first, ``ctx.stop_event`` (and ``ctx.device`` where the demo takes
 one) is passed on to one ``nnkit.classroom`` call, whose progress becomes ``ctx.update`` and
-``ctx.log_metrics``. Classroom results are throwaway teaching material, so a job returns them (curves,
-snapshots, a few images as numpy arrays) rather than writing a run; only the tag-moved demo keeps the
-confounded model it trains, as a run the Explain page can open.
+``ctx.log_metrics``; progress is reported in real units (``ctx.update(done=, total=, unit=)``: steps,
+epochs, images, generations, PGD steps), so the bar shows a measured rate and time left. Classroom
+results are throwaway teaching material, so a job returns them (curves, snapshots, a few images as numpy
+arrays) rather than writing a run; only the tag-moved demo (the confounded model) and the trade-off demo
+(the standard and the adversarially trained cnn, reused by later jobs) keep what they train as runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
 from nnkit.classroom import autoencoder, brittleness, convolution, gan, tricks
 from nnkit.jobs.manager import JobContext
-from nnkit.training import Progress
+from nnkit.training import Progress, train
 
 TEST_NOISES = (0.0, 0.2, 0.4, 0.6)  # σ of the test corruption the autoencoder page can switch between
 CONFOUNDED_RECIPE = dict(model="cnn", model_opts={"widths": (8, 16, 32), "hidden": 32}, batch_size=64)
@@ -41,7 +44,8 @@ def _train_progress(ctx: JobContext, share: float, what: str):
 
     def on_progress(p: Progress) -> None:
         if p.kind == "batch":
-            ctx.update(share * p.step / p.total_steps, f"{what}: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}")
+            ctx.update(share * p.step / p.total_steps, f"{what}: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}",
+                       done=p.step, total=p.total_steps, unit="steps")
 
     return on_progress
 
@@ -75,7 +79,8 @@ def feature_maps_task(ctx: JobContext, run_id: str, n_images: int = 8, max_chann
     for i, image in enumerate(images):
         ctx.check_cancelled()
         maps.append(convolution.feature_maps(model, image, max_channels))
-        ctx.update(0.3 + 0.7 * (i + 1) / len(images), f"image {i + 1}/{len(images)}")
+        ctx.update(0.3 + 0.7 * (i + 1) / len(images), f"image {i + 1}/{len(images)}", done=i + 1,
+                   total=len(images), unit="images")
     ctx.set_summary(f"feature maps of {len(maps)} test images of {run.name or run.run_id}")
     return {"run_id": run.run_id, "class_names": list(dataset.class_names), "images": [_hw(x) for x in images],
             "labels": labels.tolist(), "predictions": preds.tolist(), "maps": maps}
@@ -93,7 +98,7 @@ def tricks_task(ctx: JobContext, names: list[str], data: str = "mnist", n_train:
     Returns:
         ``{"data", "n_train", "epochs", "curves": [TrickCurve as a dict, plus "diverged" and "gap"]}``.
         The live metrics hold one record per epoch: ``{"trick", "epoch", "train_loss", "val_loss",
-        "train_accuracy", "val_accuracy"}`` (``nnkit.classroom_plots.tricks_curves`` draws them).
+        "train_accuracy", "val_accuracy"}`` (``nnkit.plots.classroom.tricks.tricks_curves`` draws them).
     """
     names = list(names)
     total = max(1, len(names) * int(epochs))
@@ -102,9 +107,9 @@ def tricks_task(ctx: JobContext, names: list[str], data: str = "mnist", n_train:
         if curve.done:
             return
         i = names.index(name)
-        ctx.update((i * int(epochs) + len(curve.epochs)) / total,
-                   f"{name}: epoch {curve.epochs[-1]}/{epochs} · train loss {curve.train_loss[-1]:.3g} · "
-                   f"val acc {curve.val_accuracy[-1]:.1%}")
+        ctx.update(message=f"{name}: epoch {curve.epochs[-1]}/{epochs} · train loss {curve.train_loss[-1]:.3g} · "
+                           f"val acc {curve.val_accuracy[-1]:.1%}",
+                   done=i * int(epochs) + len(curve.epochs), total=total, unit="epochs")
         ctx.log_metrics({"trick": name, "epoch": curve.epochs[-1], "train_loss": curve.train_loss[-1],
                          "val_loss": curve.val_loss[-1], "train_accuracy": curve.train_accuracy[-1],
                          "val_accuracy": curve.val_accuracy[-1]})
@@ -118,21 +123,22 @@ def tricks_task(ctx: JobContext, names: list[str], data: str = "mnist", n_train:
 
 
 # -- 8. autoencoders ----------------------------------------------------------------------------
-def autoencoder_task(ctx: JobContext, data: str = "shapes", data_opts: dict | None = None, bottleneck: int = 32,
-                     noise: float = 0.0, steps: int = 500, batch_size: int = 64, lr: float = 1e-3,
-                     hidden: int = 128, seed: int = 0, show: int = 8) -> dict:
+def autoencoder_task(ctx: JobContext, data: str = "shapes", data_opts: dict | None = None,
+                     bottleneck: int = autoencoder.DEFAULT_BOTTLENECK, noise: float = 0.0,
+                     steps: int = autoencoder.DEFAULT_STEPS, batch_size: int = 64, lr: float | None = None,
+                     width: int | None = None, arch: str = "conv", seed: int = 0, show: int = 8) -> dict:
     """Train an undercomplete (noise 0) or denoising autoencoder and reconstruct test images.
 
     Args:
         ctx: the job context; ``ctx.device`` trains, ``ctx.stop_event`` cancels within one step.
         data, data_opts: the dataset (``nnkit.data.create``); its train split trains, its test split is shown.
-        bottleneck, noise, steps, batch_size, lr, hidden, seed: see ``autoencoder.train_autoencoder``.
+        bottleneck, noise, steps, batch_size, lr, width, arch, seed: see ``autoencoder.train_autoencoder``.
         show: test images in the reconstruction grid.
 
     Returns:
-        ``{"bottleneck", "noise", "losses" ([step, loss] pairs), "reconstructions" ({σ: Reconstructions}
-        for σ in ``TEST_NOISES`` and the training σ), "codes" and "code_labels" (2-number bottleneck
-        only), "class_names"}``.
+        ``{"arch", "bottleneck", "noise", "losses" ([step, loss] pairs), "reconstructions" ({σ:
+        Reconstructions} for σ in ``TEST_NOISES`` and the training σ), "codes" and "code_labels" (2-number
+        bottleneck only), "class_names", "seconds" (the training's wall time)}``. Progress is in steps.
     """
     from nnkit import data as datasets
 
@@ -142,20 +148,24 @@ def autoencoder_task(ctx: JobContext, data: str = "shapes", data_opts: dict | No
     test = ds.split("test")
     every = max(1, int(steps) // 40)
     losses, model = [], None
+    t0 = time.perf_counter()
     for p in autoencoder.train_autoencoder(train_images, bottleneck=int(bottleneck), noise=float(noise),
-                                           steps=int(steps), batch_size=int(batch_size), lr=float(lr),
-                                           hidden=int(hidden), seed=int(seed), device=ctx.device, every=every,
+                                           steps=int(steps), batch_size=int(batch_size), lr=lr, width=width,
+                                           arch=arch, seed=int(seed), device=ctx.device, every=every,
                                            stop_event=ctx.stop_event):
         losses.append([p.step, p.loss])
         ctx.log_metrics({"step": p.step, "loss": p.loss})
-        ctx.update(0.95 * p.step / p.steps, f"step {p.step}/{p.steps} · reconstruction MSE {p.loss:.4f}")
+        ctx.update(0.95 * p.step / p.steps, f"step {p.step}/{p.steps} · reconstruction MSE {p.loss:.4f}",
+                   done=p.step, total=p.steps, unit="steps")
         model = p.model
+    seconds = time.perf_counter() - t0
     model.eval()
     sample = test.images[:show]
     noises = sorted(set(TEST_NOISES) | {round(float(noise), 2)})
     recs = {sigma: autoencoder.reconstruct(model, sample, sigma) for sigma in noises}
-    out = {"data": data, "bottleneck": int(bottleneck), "noise": float(noise), "steps": int(steps), "losses": losses,
-           "reconstructions": recs, "class_names": list(ds.class_names), "codes": None, "code_labels": None}
+    out = {"data": data, "arch": arch, "bottleneck": int(bottleneck), "noise": float(noise), "steps": int(steps),
+           "losses": losses, "reconstructions": recs, "class_names": list(ds.class_names), "codes": None,
+           "code_labels": None, "seconds": seconds}
     if int(bottleneck) == 2:
         out["codes"] = autoencoder.codes(model, test.images[:1000])
         out["code_labels"] = test.labels[:1000].tolist()
@@ -178,7 +188,7 @@ def gan_task(ctx: JobContext, target: str = "gaussian", steps: int = 2000, every
     Returns:
         ``{"target", "frames"}``; each frame (also logged live as a metric record) is a dict with
         ``step``, ``d_loss``, ``g_loss``, ``value``, ``real``, ``fake``, ``grid``, ``d_grid``
-        (``nnkit.classroom_plots.gan_figure`` draws them).
+        (``nnkit.plots.classroom.gan.gan_figure`` draws them).
     """
     dim = gan.TARGETS[target][0] if target in gan.TARGETS else 1
     frames = []
@@ -190,7 +200,8 @@ def gan_task(ctx: JobContext, target: str = "gaussian", steps: int = 2000, every
         frames.append(record)
         ctx.log_metrics(record)
         losses = "" if math.isnan(f.d_loss) else f" · D loss {f.d_loss:.3f} · G loss {f.g_loss:.3f}"
-        ctx.update(f.step / max(1, int(steps)), f"step {f.step}/{steps}{losses}")
+        ctx.update(f.step / max(1, int(steps)), f"step {f.step}/{steps}{losses}", done=f.step,
+                   total=max(1, int(steps)), unit="steps")
     last = frames[-1]
     ctx.set_summary(f"{steps} steps: V(D, G) = {last['value']:.3f}")
     return {"target": target, "frames": frames}
@@ -233,7 +244,8 @@ def one_pixel_task(ctx: JobContext, run_id: str | None = None, n_images: int = 2
     start = 0.4 if run_id is None else 0.1
 
     def on_progress(done: int, total: int) -> None:
-        ctx.update(start + (1 - start) * done / max(total, 1), f"single-pixel search: generation {done}/{total}")
+        ctx.update(start + (1 - start) * done / max(total, 1), f"single-pixel search: generation {done}/{total}",
+                   done=done, total=max(total, 1), unit="generations")
 
     ctx.update(start, "single-pixel search")
     flip = brittleness.find_one_pixel_flip(model, images, labels, max_images=int(max_images), popsize=int(popsize),
@@ -279,3 +291,76 @@ def tag_moved_task(ctx: JobContext, run_id: str | None = None, n: int = 200, exa
     ctx.set_summary(f"tag agrees {acc['tag-agrees']:.0%} · tag moved {acc['tag-shuffled']:.0%} · "
                     f"follows the tag {report.follows_tag:.0%}")
     return {"report": report, "run_id": run.run_id, "model": run.name or run.run_id}
+
+
+def tradeoff_task(ctx: JobContext, n: int = 200, steps: int = brittleness.TRADEOFF_PGD_STEPS, show: int = 6,
+                  seed: int = 0) -> dict:
+    """The robustness trade-off: a standard and an adversarially trained cnn attacked with PGD over an ε grid.
+
+    Each model is trained once with ``brittleness.tradeoff_configs`` (FGSM with a random start for the
+    defended one, Wong et al. 2020) and kept as a run; later jobs reuse the stored runs
+    (``brittleness.find_trained``). Both are then attacked with PGD (Madry et al. 2018) at every ε of
+    ``brittleness.TRADEOFF_EPS`` on the same ``n`` test images.
+
+    Args:
+        ctx: the job context (``ctx.device`` trains and attacks, ``ctx.stop_event`` cancels within one step).
+        n: test images attacked; steps: PGD steps per ε; show: images kept for the page; seed: training and
+            attack seed.
+
+    Returns:
+        ``{"report": TradeoffReport}``. Progress: training steps of the models still to train, then PGD steps.
+    """
+    from nnkit import data as datasets
+    from nnkit.runs import RunStore, load_classifier
+    from nnkit.training.adversarial import describe_defence
+
+    configs = brittleness.tradeoff_configs(seed=int(seed), device=ctx.device)
+    runs, trained = {}, {}
+    todo = []
+    for key, cfg in configs.items():
+        run = brittleness.find_trained(cfg)
+        if run is None:
+            todo.append(key)
+        else:
+            runs[key] = run
+    offset, per_model = 0, None
+    for key in todo:
+        def on_progress(p: Progress, key=key, offset=offset) -> None:
+            nonlocal per_model
+            per_model = p.total_steps
+            if p.kind == "batch":
+                ctx.update(message=f"training the {key} model: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}",
+                           done=offset + p.step, total=p.total_steps * len(todo), unit="steps")
+
+        result = train(configs[key], on_progress=on_progress, stop_event=ctx.stop_event)
+        offset += per_model or 0
+        runs[key] = RunStore().get(result.run_id)
+        trained[key] = result.seconds
+    ds = datasets.create(configs["standard"].data, **{**configs["standard"].data_opts, "n_test": int(n)})
+    test = ds.split("test")
+    images, labels = test.images[: int(n)], test.labels[: int(n)]
+    attacked = sum(1 for e in brittleness.TRADEOFF_EPS if e > 0) * int(steps)
+    models = []
+    for i, key in enumerate(("standard", "adversarial")):
+        model = load_classifier(runs[key], ctx.device)
+
+        def on_attack(done: int, total: int, i=i, key=key) -> None:
+            ctx.update(message=f"PGD on the {key} model", done=i * attacked + done, total=2 * attacked,
+                       unit="PGD steps")
+
+        curve = brittleness.robust_accuracy_curve(model, images, labels, steps=int(steps), seed=int(seed),
+                                                  show=int(show), on_progress=on_attack, stop_event=ctx.stop_event)
+        defence = runs[key].meta.get("defence")
+        label = ("standard training" if not defence else
+                 f"adversarial training ({describe_defence(defence)})")
+        models.append(brittleness.TradeoffModel(key, runs[key].run_id, label, float(runs[key].meta.get("seconds", 0)),
+                                                key in trained, curve["robust_accuracy"], curve["predictions"],
+                                                curve["images"]))
+    report = brittleness.TradeoffReport(list(brittleness.TRADEOFF_EPS), models,
+                                        np.stack([_hw(x) for x in images[: int(show)]]), labels[: int(show)].tolist(),
+                                        list(ds.class_names), len(images), int(steps))
+    k = report.at(8 / 255)
+    std, adv = report.model("standard"), report.model("adversarial")
+    ctx.set_summary(f"clean {std.robust_accuracy[0]:.1%} vs {adv.robust_accuracy[0]:.1%}; at ε = 8/255 "
+                    f"{std.robust_accuracy[k]:.1%} vs {adv.robust_accuracy[k]:.1%} (standard vs adversarial)")
+    return {"report": report}

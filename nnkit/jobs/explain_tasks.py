@@ -9,6 +9,7 @@ cancel. The orchestration (run → data → images → library call → dict) is
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import torch
@@ -183,11 +184,20 @@ def confounding(run_id: str, *, data: str | None = None, split: str | None = Non
         if on_progress is not None:
             on_progress(done / total, f"{done}/{total} attribution passes")
 
+    t0 = time.perf_counter()
     report = check_dataset(model, dataset, split=split, mask_box=mask_box, n=n, seed=seed, methods=methods,
                            reference=ref_model, batch_size=batch_size, device=dev, on_progress=progress,
                            stop_event=stop_event)
-    return {"run_id": info.run_id, "reference_run_id": ref_info.run_id if ref_info is not None else None,
-            **report.to_dict()}
+    out = {"run_id": info.run_id, "reference_run_id": ref_info.run_id if ref_info is not None else None,
+           **report.to_dict()}
+    # Stored like the CLI's check, with the command that repeats it, so Compare and the report can show the verdict.
+    from nnkit.compare import record_confounding
+
+    box = ",".join(str(v) for v in mask_box) if isinstance(mask_box, (tuple, list)) else mask_box
+    record_confounding(info, out, n=n, seed=seed, data=data, split=split, mask_box=box, methods=methods,
+                       reference=ref_info.run_id if ref_info is not None else None,
+                       seconds=time.perf_counter() - t0)
+    return out
 
 
 def confounding_task(ctx: JobContext, **kwargs) -> dict:

@@ -72,7 +72,9 @@ def gan_task(ctx: JobContext, config) -> dict:
             job continues that stopped run (``nnkit.gan.train.continue_config``).
 
     With a time limit the progress bar is the larger of the share of steps done and the share of the limit
-    used, counted from the job's start: the judge's training is inside the budget and moves the bar.
+    used, counted from the job's start: the judge's training is inside the budget and moves the bar. The units
+    reported (for the bar's measured rate and time left) are the judge's training steps while it trains, then the
+    GAN steps of this run; the message says when a time limit will stop the run.
 
     Returns:
         ``{"run_id", "seed", "judge_run_id", "stopped_by", "epochs_run", "epochs_done", "epochs_planned",
@@ -85,6 +87,7 @@ def gan_task(ctx: JobContext, config) -> dict:
     """
     from nnkit.gan import GanConfig, grid_png, train_gan
     from nnkit.gan.train import continue_config
+    from nnkit.jobs.eta import format_seconds
     from nnkit.training import TrainConfig, load_data
 
     t0 = time.perf_counter()
@@ -109,12 +112,19 @@ def gan_task(ctx: JobContext, config) -> dict:
         """Share of the time limit used so far (0 without one): the judge and the data count too."""
         return (time.perf_counter() - t0) / config.time_limit if config.time_limit else 0.0
 
+    def limit_left() -> str:
+        """`` · time limit in 2 min 5 s``: a run with a limit may stop before the steps the bar counts."""
+        if not config.time_limit:
+            return ""
+        return f" · time limit in {format_seconds(max(0.0, config.time_limit - (time.perf_counter() - t0)))}"
+
     def on_progress(p) -> None:
         if p.kind == "judge":
             state["judged"] = True
+            # The judge's own steps are the unit while it trains: its rate and time left are the judge's.
             ctx.update(min(0.99, max(JUDGE_SHARE * p.step / p.total_steps, used())),
                        f"training the judge classifier (inside the time budget) · epoch {p.epoch}/{p.epochs} · "
-                       f"loss {p.loss:.3f}")
+                       f"loss {p.loss:.3f}{limit_left()}", done=p.step, total=p.total_steps, unit="judge steps")
             return
         if state["first_step"] is None:
             state["first_step"] = p.step - 1  # a continued run starts at its parent's step count
@@ -124,9 +134,13 @@ def gan_task(ctx: JobContext, config) -> dict:
         done = max((p.step - state["first_step"]) / todo, used())
         m = p.metrics
         if p.kind == "batch":
+            # GAN steps (one D and one G update) of this run are the unit: the bar shows steps/s and the
+            # time the planned steps take at that rate; a time limit may stop the run sooner, which the
+            # message says.
             ctx.update(min(0.99, start + (0.99 - start) * done),
                        f"epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
-                       f"D loss {m['d_loss']:.3f} · G loss {m['g_loss']:.3f}")
+                       f"D loss {m['d_loss']:.3f} · G loss {m['g_loss']:.3f}{limit_left()}",
+                       done=p.step - state["first_step"], total=todo, unit="GAN steps")
             if p.step % state["every"] == 0 or p.step == 1:
                 ctx.log_metrics({"batch": True, "step": p.step, "epoch": p.epoch, **m})
             return
@@ -155,24 +169,62 @@ def gan_task(ctx: JobContext, config) -> dict:
             "note": result.note}
 
 
-def gan_expectation(data: str, store: RunStore | None = None) -> str:
-    """What to expect from a GAN on ``data`` before starting, from the GAN runs measured on this machine.
+def calibrate_gan(config) -> dict:
+    """A short calibration of a GAN config on this machine now: ``nnkit.gan.train.calibrate`` on its data.
+
+    Args:
+        config: a ``nnkit.gan.GanConfig`` (its data, networks and batch size are what is timed).
+
+    Returns:
+        ``{"seconds_per_step", "steps_per_epoch", "seconds_per_epoch", "steps", "device"}``.
+    """
+    from nnkit.device import apply_thread_policy
+    from nnkit.gan.train import calibrate
+    from nnkit.training import TrainConfig, load_data
+
+    apply_thread_policy()  # the threads a job would get now, so the time is the one a job would see
+    dataset = load_data(TrainConfig(data=config.data, data_opts=dict(config.data_opts), data_root=config.data_root))
+    return calibrate(config.validate(), dataset)
+
+
+def gan_expectation(data: str, store: RunStore | None = None, calibration: dict | None = None) -> str:
+    """What to expect from a GAN on ``data`` before starting: time per epoch here, epochs a recognisable result needs.
 
     Args:
         data: the dataset name the page will train on.
         store: the run store (default: ``$NNKIT_HOME/runs``).
+        calibration: a ``calibrate_gan`` result, used when no GAN has run on ``data`` here yet.
 
     Returns:
-        One plain-text line: the seconds per epoch of the newest GAN run on ``data`` here (its network and
-        batch settings named, as measured), and the epoch at which runs here first covered
-        ``RECOGNISABLE_SHARE`` of the classes; or a line saying that nothing was measured here yet.
+        Plain text: the seconds per epoch of the newest GAN run on ``data`` here (its network and batch settings
+        named, as measured), or of the calibration, or a line saying that nothing was measured here yet; the epoch
+        at which runs here first covered ``RECOGNISABLE_SHARE`` of the classes; and the epochs the defaults needed
+        on ``data`` in the measurement of ``nnkit.gan.config.MEASURED`` (with its machine), when there is one.
     """
+    from nnkit.gan.config import MEASURED
     from nnkit.gan.train import RECOGNISABLE_SHARE
 
     runs = [r for r in (store or RunStore()).list(kind="gan") if r.meta.get("dataset", {}).get("name") == data]
+    reference = MEASURED.get(data)
+    tail = ""
+    if reference and reference.get("epochs"):
+        tail = (f" With the default settings, samples on {data} were first recognisable (≥ {RECOGNISABLE_SHARE:.0%} of "
+                f"the classes covered) after {reference['epochs']} epochs in our measurement "
+                f"({reference['gan_cpu_seconds'] + reference['judge_cpu_seconds']:.0f} CPU-seconds with the judge's "
+                f"training; {reference['machine']}).")
+    elif reference:
+        tail = (f" With the default settings, samples on {data} were not yet recognisable (≥ {RECOGNISABLE_SHARE:.0%} "
+                f"of the classes covered) after {reference['measured_epochs']} epochs in our measurement "
+                f"({reference['gan_cpu_seconds'] + reference['judge_cpu_seconds']:.0f} CPU-seconds with the judge's "
+                f"training; {reference['machine']}): plan for a longer run, or continue a stopped one.")
     if not runs:
+        if calibration:
+            return (f"No GAN has run on {data} on this machine yet. A calibration just now ({calibration['steps']} "
+                    f"steps of the default networks) measured {calibration['seconds_per_epoch']:.0f} s per epoch "
+                    f"({calibration['steps_per_epoch']:,} steps; {calibration['device']}; more when other work "
+                    "shares the CPU)." + tail)
         return (f"No GAN has run on {data} on this machine yet, so there is no measured time per epoch: the job "
-                "shows its rate and an estimate once the first steps are done.")
+                "shows its rate and an estimate once the first steps are done." + tail)
     newest = runs[0]
     spe = newest.meta.get("seconds_per_epoch")
     if spe is None:  # runs made before seconds_per_epoch was recorded: the mean of their epochs' wall times
@@ -195,7 +247,7 @@ def gan_expectation(data: str, store: RunStore | None = None) -> str:
     else:
         text += (f" None of the {len(runs)} GAN runs on {data} here reached recognisable samples "
                  f"(≥ {RECOGNISABLE_SHARE:.0%} of the classes covered) yet.")
-    return text
+    return text + tail
 
 
 def gan_grid(run: RunInfo, what: str = "samples", n: int = 64, steps: int = 8, seed: int | None = 0,
@@ -259,10 +311,41 @@ def gan_report(run: RunInfo) -> dict:
 
 # -- style transfer -----------------------------------------------------------------------------
 def default_style_size(device: str | None = None) -> int:
-    """Output size that keeps a default style transfer to about a minute: 256 px on a GPU, 128 on a CPU."""
+    """The default output size: 256 px on a GPU, 128 on a CPU (a quarter of the pixels, about a quarter of the work).
+
+    ``nnkit.style.transfer.DEFAULT_MEASURED`` holds what the CPU default took where it was measured.
+    """
     from nnkit.device import get_device
 
     return 256 if get_device(device).type == "cuda" else 128
+
+
+def style_expectation(size: int, steps: int, store: RunStore | None = None) -> str:
+    """What a style transfer of ``size`` px and ``steps`` steps can expect, from what was measured.
+
+    Args:
+        size: the output's longer side the page will use.
+        steps: the loss evaluations it will do.
+        store: the run store (default: ``$NNKIT_HOME/runs``).
+
+    Returns:
+        Plain text: the rate of the newest style run here at the same size (and the time ``steps`` take at that
+        rate), or that none ran here at this size; then the recorded measurement of the default run with its
+        machine (``nnkit.style.transfer.DEFAULT_MEASURED``).
+    """
+    from nnkit.jobs.eta import format_seconds
+    from nnkit.style.transfer import DEFAULT_MEASURED as ref
+
+    here = [r for r in (store or RunStore()).list(kind="style")
+            if max(r.meta.get("size") or [0]) == size and r.meta.get("steps") and r.meta.get("seconds")]
+    if here:
+        rate = here[0].meta["steps"] / here[0].meta["seconds"]
+        text = (f"Measured here by the newest {size} px style run: {rate:.2g} steps/s, so {steps} steps take about "
+                f"{format_seconds(steps / rate)} if the machine is as busy as it was then.")
+    else:
+        text = f"No {size} px style transfer has run on this machine yet: the job shows its rate once it starts."
+    return text + (f" The default ({ref['size']} px, {ref['steps']} steps, random VGG-19) took "
+                   f"{ref['cpu_seconds']:.0f} CPU-seconds ({ref['wall_seconds']:.0f} s) on {ref['machine']}.")
 
 
 def image_label(source: str | tuple[str, bytes]) -> str:

@@ -4,5 +4,6 @@ Each builder takes plain numbers or arrays and returns a figure; it never shows 
 the figures and reports save the same ones. Nothing here imports Streamlit.
 
 - ``theme``: colours, the shared layout, the empty-figure placeholder;
-- ``training``, ``data``, ``attack``, ``explain``, ``discover``, ``generative``, ``report``, ``classroom``.
+- ``training``, ``data``, ``attack``, ``explain``, ``discover``, ``generative``, ``report``;
+- ``classroom``: a package, one module per classroom demo.
 """

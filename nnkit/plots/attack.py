@@ -6,6 +6,10 @@
 - :func:`examples_figure`: all of the above for several images in one figure (the HTML download).
 - :func:`sweep_curves`: success rate and robust accuracy against pixels k (Su et al. 2019) and patch
   area (Brown et al. 2017, Fig. 2), from live job metrics or finished sweep points.
+- :func:`robust_curve`: robust accuracy against the budget ε of a gradient attack (FGSM, PGD, APGD), with
+  clean accuracy for reference (Madry et al. 2018, Fig. 6 draws the same curve).
+- :func:`robust_curve_points`: the same from a job's live records.
+- :func:`min_eps_histogram`: how the smallest flipping ε (bisection with PGD) spreads over the images.
 """
 
 from __future__ import annotations
@@ -201,3 +205,96 @@ def sweep_curves(points: Sequence[Mapping], height: int = 340) -> go.Figure:
             fig.update_xaxes(title_text="patch area (share of the image)", tickformat=".0%", row=1, col=col)
         fig.update_yaxes(range=[-0.03, 1.05], tickformat=".0%", row=1, col=col)  # room for markers at 0 and 100%
     return fig.update_layout(height=height, **LAYOUT)
+
+
+def _eps_text(eps: float) -> str:
+    k = round(eps * 255)
+    return f"{k}/255" if k > 0 and abs(eps * 255 - k) < 1e-6 else f"{eps:.3g}"
+
+
+def robust_curve(eps: Sequence[float], robust_accuracy: Sequence[float], clean_accuracy: float | None = None,
+                 label: str = "robust accuracy", norm: str = "linf", height: int = 340) -> go.Figure:
+    """Robust accuracy against the attack budget ε (a point per ε; ε = 0 is the clean accuracy).
+
+    Args:
+        eps: the budgets, increasing; robust_accuracy: the accuracy at each (fractions in [0, 1]).
+        clean_accuracy: drawn at ε = 0 and as a dashed reference line (None: left out).
+        label: the curve's legend name (e.g. "PGD L∞, 10 steps").
+        norm: "linf" or "l2" (names the axis; L∞ ticks read as k/255).
+
+    Returns:
+        One panel: robust accuracy (solid, markers), clean accuracy (dashed grey); y as percentages.
+    """
+    if not len(eps):
+        return empty_figure("waiting for the first ε…", height)
+    x = [0.0, *[float(e) for e in eps]] if clean_accuracy is not None else [float(e) for e in eps]
+    y = [float(clean_accuracy), *map(float, robust_accuracy)] if clean_accuracy is not None \
+        else [float(a) for a in robust_accuracy]
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", name=label, line=dict(color=AFTER_COLOUR),
+                               hovertemplate="ε %{text}: %{y:.1%}<extra></extra>",
+                               text=["0" if v == 0 else _eps_text(v) for v in x]))
+    if clean_accuracy is not None:
+        fig.add_trace(go.Scatter(x=[0, max(x)], y=[clean_accuracy] * 2, mode="lines", name="clean accuracy",
+                                 line=dict(color="grey", dash="dash", width=1)))
+    name = "L∞" if norm == "linf" else "L2"
+    fig.update_xaxes(title_text=f"budget ε ({name})", tickmode="array", tickvals=x,
+                     ticktext=["0" if v == 0 else _eps_text(v) for v in x])
+    fig.update_yaxes(title_text="accuracy", range=[-0.03, 1.05], tickformat=".0%")
+    return fig.update_layout(height=height, title="robust accuracy vs ε", **LAYOUT)
+
+
+def robust_curve_points(points: Sequence[Mapping], height: int = 340) -> go.Figure:
+    """:func:`robust_curve` from a job's live records ``{"eps", "robust_accuracy", "clean_accuracy", "norm",
+    "label"}`` (other records are ignored; the points are sorted by ε)."""
+    pts = sorted((p for p in points if "eps" in p and "robust_accuracy" in p), key=lambda p: p["eps"])
+    if not pts:
+        return empty_figure("waiting for the first ε…", height)
+    return robust_curve([p["eps"] for p in pts], [p["robust_accuracy"] for p in pts], pts[0].get("clean_accuracy"),
+                        label=pts[0].get("label", "robust accuracy"), norm=pts[0].get("norm", "linf"), height=height)
+
+
+def _eps_in_255(eps: float) -> str:
+    return f"{eps * 255:.3g}/255"
+
+
+def min_eps_histogram(min_eps: Sequence[float | None], eps_max: float, norm: str = "linf", bins: int = 16,
+                      height: int = 300) -> go.Figure:
+    """Distribution of each image's smallest flipping ε, with the images never flipped within ``eps_max``
+    counted in a bar of their own ("> ε max").
+
+    Args:
+        min_eps: per image: a finite ε, inf (or None) for not flipped within ``eps_max``; NaN entries
+            (images the model already got wrong, not attacked) are left out.
+        eps_max: the largest ε searched.
+        norm: "linf" or "l2" (names the axis; L∞ budgets read as k/255, one bar per 1/255 up to 32/255).
+        bins: bars between 0 and ``eps_max`` (L2, or L∞ beyond 32/255).
+
+    Returns:
+        A bar chart of image counts per ε bin plus the never-flipped bar; the median is in the title.
+    """
+    vals = [float("inf") if v is None else float(v) for v in min_eps]
+    vals = [v for v in vals if v == v]  # drop NaN
+    if not vals:
+        return empty_figure("no correctly classified image to measure", height)
+    finite = np.array([v for v in vals if np.isfinite(v)])
+    never = sum(1 for v in vals if not np.isfinite(v))
+    whole = round(eps_max * 255)
+    per_255 = norm == "linf" and 0 < whole <= 32 and abs(eps_max * 255 - whole) < 1e-6
+    text = _eps_in_255 if norm == "linf" else (lambda e: f"{e:.3g}")
+    edges = np.arange(whole + 1) / 255 if per_255 else np.linspace(0, eps_max, bins + 1)
+    counts, _ = np.histogram(finite, bins=edges)
+    ranges = [f"{text(a)} – {text(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    # Plain lists: plotly would store numpy arrays as typed binary blobs, which the PNG export does not read.
+    fig = go.Figure(go.Bar(x=[f"≤ {_eps_text(b) if per_255 else text(b)}" for b in edges[1:]], y=counts.tolist(),
+                           name="flipped", marker_color=AFTER_COLOUR, hovertext=ranges,
+                           hovertemplate="ε %{hovertext}: %{y} images<extra></extra>"))
+    fig.add_trace(go.Bar(x=[f"> {_eps_text(eps_max) if norm == 'linf' else text(eps_max)}"], y=[never],
+                         name="not flipped", marker_color=BEFORE_COLOUR,
+                         hovertemplate="not flipped within ε max: %{y} images<extra></extra>"))
+    med = float(np.median(np.array(vals)))
+    title = "smallest flipping ε per image" + (f" (median {text(med)})" if np.isfinite(med) else
+                                               " (median beyond the largest ε)")
+    name = "L∞" if norm == "linf" else "L2"
+    fig.update_xaxes(title_text=f"smallest ε that flips the image ({name})", type="category")
+    fig.update_yaxes(title_text="images")
+    return fig.update_layout(height=height, title=title, barmode="overlay", bargap=0.1, **LAYOUT)

@@ -4,7 +4,9 @@
     write_report(report, "report.html")            # or .md / .json / .pdf (nnkit.report.write)
 
 Sections: the model card (Mitchell et al. 2019), robustness (single-pixel attack, Su et al. 2019;
-universal patch, Brown et al. 2017; RobustBench-style rows) and explanations (saliency grid,
+universal patch, Brown et al. 2017; RobustBench-style rows), gradient robustness and common corruptions (read
+from the run's stored evaluations, ``nnkit.report.stored``; a missing one names the command that computes it)
+and explanations (saliency grid,
 confounding check, sanity checks), shortcut discovery (SpRAy, Lapuschkin et al. 2019; not in a quick report
 unless named), then a summary of the three findings that matter most.
 """
@@ -26,6 +28,7 @@ from nnkit.runs import RunInfo, RunStore, load_classifier, load_run_data
 from nnkit.training import evaluate
 
 SCHEMA_VERSION = 1
+SECTION_NAMES = {"gradient": "gradient-attack (FGSM, PGD, APGD)", "corruptions": "common-corruption"}
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, one-line message)
 
 
@@ -64,6 +67,10 @@ def _costs(sections: list[str], s: ReportSettings) -> dict[str, float]:
     costs = {"load": 8.0, "evaluate": 2.0}
     if "model_card" in sections:
         costs["model_card"] = 0.5
+    if "gradient" in sections:
+        costs["gradient"] = 0.2  # read from stored evaluations
+    if "corruptions" in sections:
+        costs["corruptions"] = 0.2
     if "robustness" in sections:
         queries = s.one_pixel_n * s.one_pixel_popsize * (s.one_pixel_generations + 1)
         costs["one_pixel"] = len(s.one_pixel_pixels) * queries / 3000
@@ -75,6 +82,11 @@ def _costs(sections: list[str], s: ReportSettings) -> dict[str, float]:
     if "discovery" in sections:
         costs["discovery"] = 0.02 * s.discovery_n * 10 + 1.0  # ten classes, one backward pass per image
     return costs
+
+
+def part_count(sections, settings: ReportSettings) -> int:
+    """How many parts (loading, evaluation, each check) a build of ``sections`` runs: a job's progress unit."""
+    return len(_costs(parse_sections(sections, settings.quick), settings))
 
 
 def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -108,6 +120,10 @@ def caveats(report: dict) -> list[str]:
             lo, hi = wilson_interval(p, n)
             out.append(f"Attack rates come from few images: the k = {op['results'][0]['pixels']} success rate of "
                        f"{p:.0%} on {n} attacked images has a 95% interval of {lo:.0%} to {hi:.0%}.")
+    missing = [SECTION_NAMES[k] for k in ("gradient", "corruptions") if (report.get(k) or {}).get("status") == "missing"]
+    if missing:
+        out.append(f"No {' and no '.join(missing)} evaluation of this run is stored, so the report says nothing about "
+                   "them yet: their sections give the command that measures them.")
     cf = (report.get("explanations") or {}).get("confounding")
     if cf and cf.get("status") == "skipped":
         out.append(f"The confounding check was skipped: {cf['skip_reason']}.")
@@ -131,7 +147,8 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
 
     Args:
         run: run id, unique prefix, name, or a RunInfo.
-        sections: ``model_card``, ``robustness``, ``explanations``, ``discovery`` (list or comma-separated; None:
+        sections: ``model_card``, ``robustness``, ``gradient``, ``corruptions``, ``explanations``, ``discovery``
+            (list or comma-separated; None:
             all of them, less shortcut discovery in a quick report).
             The summary is always built from what the chosen sections hold.
         quick: use ``ReportSettings.quick_settings()`` (ignored when ``settings`` is given).
@@ -150,6 +167,7 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
     from nnkit.report.explanations import confounding_section, saliency_section, sanity_section
     from nnkit.report.model_card import model_card
     from nnkit.report.robustness import leaderboard, one_pixel_section, patch_section
+    from nnkit.report.stored import corruptions_section, gradient_section
 
     t0 = time.perf_counter()
     s = (settings or ReportSettings.make(quick)).validate()
@@ -190,6 +208,14 @@ def build_report(run: str | RunInfo, *, sections=None, quick: bool = False, sett
         steps.finish()
         rob["leaderboard"] = leaderboard(rob["one_pixel"], rob["patch"])
         report["robustness"] = rob
+    if "gradient" in chosen:
+        steps.start("gradient", "gradient robustness (stored evaluations)")
+        report["gradient"] = gradient_section(info, assets, seed=s.seed, cli_device=device)
+        steps.finish()
+    if "corruptions" in chosen:
+        steps.start("corruptions", "common corruptions (stored evaluations)")
+        report["corruptions"] = corruptions_section(info, assets, seed=s.seed, cli_device=device)
+        steps.finish()
     if "explanations" in chosen:
         exp: dict = {}
         steps.start("saliency", "saliency grid")

@@ -11,6 +11,7 @@ is printed once). Renderers only format blocks, so both formats show the same co
 from __future__ import annotations
 
 SECTION_TITLES = {"summary": "Summary", "model_card": "Model card", "robustness": "Robustness",
+                  "gradient": "Gradient robustness", "corruptions": "Common corruptions",
                   "explanations": "Explanations", "discovery": "Shortcut discovery",
                   "caveats": "Caveats and recommendations",
                   "reproduce": "Reproduce"}
@@ -55,6 +56,7 @@ def _model_card(card: dict) -> list:
                               f"{cfg.get('augment', '?')}, weight decay {cfg.get('weight_decay', '?')}"),
                    ("Epochs", f"{tr.get('epochs_run')} of {cfg.get('epochs', '?')}"
                               + (" (stopped early)" if tr.get("stopped_early") else "")),
+                   ("Defence", tr.get("defence", "none")),
                    ("Seed", str(tr["seed"])), ("Training time", f"{num(tr.get('seconds'), 1)} s")]),
         *[("figure", f) for f in tr["figures"]],
         ("heading", 3, "Evaluation", "evaluation"),
@@ -119,6 +121,61 @@ def _robustness(rob: dict) -> list:
         *[("figure", f) for f in pa["figures"]],
         ("images", pa["images"]),
         ("code", "\n".join(r["cli"] for r in pa["results"])),
+    ]
+    return blocks
+
+
+def _gradient(g: dict) -> list:
+    blocks = [("heading", 2, SECTION_TITLES["gradient"], "gradient"),
+              ("text", "White-box attacks that follow the model's gradient within a budget ε: FGSM (Goodfellow et al. "
+                       "2015), PGD (Madry et al. 2018) and APGD-CE (Croce & Hein 2020, the attack of AutoAttack). "
+                       f"Threat model {g['threat_model']}.")]
+    if g["status"] == "missing":
+        return blocks + [("text", "No gradient-attack evaluation of this run is stored, and the report does not run "
+                                  "minutes of attacks on its own. This command measures robust accuracy against ε "
+                                  "with APGD and the smallest ε that flips each image, and stores it with the run; "
+                                  "the next report shows it:"),
+                         ("code", g["cli"])]
+    e = g["evaluations"][g["headline"]]
+    median = e["min_eps_median"]
+    blocks += [
+        ("text", f"Curve: {e['attack'].upper()} ({e['norm']}, {e['steps']} steps) on {num(e['n'])} {e['split']} "
+                 f"images, seed {e['seed']}, stored {e['created']}; clean accuracy on these images "
+                 f"{pct(e['clean_accuracy'])}."
+                 + (f" Median smallest ε that flips an image: {median:.4f} ({median * 255:.1f}/255)."
+                    if median is not None else "")),
+        *[("figure", f) for f in g["figures"]],
+        ("table", ["attack", "norm", "steps", "ε", "robust acc.", "clean acc.", "images", "min-ε median", "stored"],
+         [[x["attack"].upper(), x["norm"], num(x["steps"]), lab, pct(acc), pct(x["clean_accuracy"]), num(x["n"]),
+           "—" if x["min_eps_median"] is None else f"{x['min_eps_median']:.4f}", x["created"]]
+          for x in g["evaluations"] for lab, acc in zip(x["eps_labels"], x["robust_accuracy"])]),
+        ("code", "\n".join(dict.fromkeys(x["cli"] for x in g["evaluations"]))),
+    ]
+    return blocks
+
+
+def _corruptions(c: dict) -> list:
+    blocks = [("heading", 2, SECTION_TITLES["corruptions"], "corruptions"),
+              ("text", f"{c['paper']}: accuracy on test images under noise, blur and digital corruptions at five "
+                       "severities; the mean corruption error (mCE) is the error summed over severities relative to "
+                       "a reference model's, averaged over corruptions (100%: as robust as the reference).")]
+    if c["status"] == "missing":
+        return blocks + [("text", "No corruption evaluation of this run is stored. This command measures it and "
+                                  "stores it with the run (add --reference RUN for the mCE); the next report shows "
+                                  "it:"),
+                         ("code", c["cli"])]
+    e = c["evaluation"]
+    ref = (f"mCE {pct(e['mce'])} relative to run {e['reference']}" if e["mce"] is not None
+           else "no mCE (stored without a reference run)")
+    ce = e["ce"] or {}
+    blocks += [
+        ("text", f"{num(e['n'])} {e['split']} images, seed {e['seed']}, stored {e['created']}: clean accuracy "
+                 f"{pct(e['clean_accuracy'])}, mean accuracy under corruption {pct(e['mean_accuracy'])}, {ref}."),
+        *[("figure", f) for f in c["figures"]],
+        ("table", ["corruption", *[f"severity {s}" for s in e["severities"]], "mean", "CE"],
+         [[name, *[pct(a) for a in accs], pct(sum(accs) / len(accs)), pct(ce.get(name))]
+          for name, accs in e["accuracy"].items()]),
+        ("code", e["cli"]),
     ]
     return blocks
 
@@ -232,6 +289,10 @@ def blocks(report: dict) -> list:
         out += _model_card(report["model_card"])
     if "robustness" in report:
         out += _robustness(report["robustness"])
+    if "gradient" in report:
+        out += _gradient(report["gradient"])
+    if "corruptions" in report:
+        out += _corruptions(report["corruptions"])
     if "explanations" in report:
         out += _explanations(report["explanations"])
     if "discovery" in report:

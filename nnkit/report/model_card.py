@@ -16,6 +16,7 @@ from nnkit.report.assets import Assets
 from nnkit.report.commands import eval_cmd
 from nnkit.runs import RunInfo
 from nnkit.training import Evaluation
+from nnkit.training.adversarial import defence_sentence
 from nnkit.versions import library_versions
 
 SECTION = "model_card"
@@ -97,6 +98,8 @@ def model_card(info: RunInfo, dataset: Dataset, ev: Evaluation, device: torch.de
             "config": config, "seed": meta.get("seed"), "seconds": meta.get("seconds"),
             "epochs_run": meta.get("epochs_run"), "stopped_early": meta.get("stopped_early"), "history": history,
             "figures": [curves],
+            # e.g. "adversarial training (FGSM with random start, ε = 8/255; Wong et al. 2020)" or "none"
+            "defence": defence_sentence(meta.get("defence")), "defence_settings": meta.get("defence"),
         },
         "evaluation": {
             "split": "test", "n": ev.n, "clean_acc": ev.accuracy, "loss": ev.loss, "per_class": per_class,

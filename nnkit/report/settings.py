@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from nnkit.errors import NnkitError
 
-SECTIONS = ("model_card", "robustness", "explanations", "discovery")  # the summary is always built, from these
+# The summary is always built, from these. ``gradient`` and ``corruptions`` read stored evaluations (seconds).
+SECTIONS = ("model_card", "robustness", "gradient", "corruptions", "explanations", "discovery")
 NOT_IN_QUICK = ("discovery",)  # built in a quick report only when asked for by name
 
 

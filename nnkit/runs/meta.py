@@ -19,6 +19,19 @@ _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0}
 _STR_OR_NULL = {"type": ["string", "null"]}
 
+# A classifier's defence (nnkit.training.config.TrainConfig.defence): null or absent for standard training (runs
+# written before adversarial training existed have no key).
+_DEFENCE = {
+    "type": ["object", "null"],
+    "required": ["kind", "eps"],
+    "properties": {
+        "kind": {"enum": ["fgsm", "pgd"]}, "eps": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "steps": {"type": "integer", "minimum": 1}, "alpha": {"type": "number", "exclusiveMinimum": 0},
+        "norm": {"type": "string"}, "random_start": {"type": "boolean"},
+        "clean_epochs": {"type": "integer", "minimum": 0},
+    },
+}
+
 _DATASET = {
     "type": "object",
     "required": ["name"],
@@ -48,7 +61,7 @@ _KINDS = {
     "classifier": {
         "required": ["dataset", "model", "test_accuracy"],
         "properties": {
-            "test_accuracy": _NUMBER,
+            "test_accuracy": _NUMBER, "defence": _DEFENCE,
             "model": {"type": "object", "required": ["name", "num_classes", "in_channels", "image_size"],
                       "properties": {"name": {"type": "string"}, "num_classes": {"type": "integer", "minimum": 1},
                                      "in_channels": {"type": "integer", "minimum": 1},

@@ -10,6 +10,12 @@ augmentation for the whole batch and keeps its share (``batch[rank::N]``), and D
 sums the gradients, so N ranks take the steps of one process with the same seed (up to float rounding).
 Logged losses and accuracies, validation, test evaluation and early stopping are reduced over all
 ranks; rank 0 alone writes the run.
+
+With ``config.adversarial`` set, every training batch is replaced by an attack on it made against the current
+model (:mod:`nnkit.training.adversarial`: FGSM with a random start or PGD); the logged training loss and accuracy
+are then those of the adversarial batches, and validation and test stay on clean images. A step costs about
+(attack steps + 1) forward-backward passes; the progress unit stays the optimiser step, so a measured rate
+(and ETA) includes the attack.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from nnkit.device import describe_device
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.runs.store import RunStore
 from nnkit.seeding import item_seed, seed_everything
+from nnkit.training.adversarial import AdversarialTraining, epoch_seed
 from nnkit.training.augment import augment_batch
 from nnkit.training.config import TrainConfig
 from nnkit.training.evaluate import Evaluation, evaluate
@@ -200,6 +207,7 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
     sched = _scheduler(config, opt, total_steps)
+    adversarial = AdversarialTraining.from_config(config)
     label = f"{config.model}-{config.data.replace('folder:', 'folder-')}"
     writer = store.begin(label) if world.master else _NoWriter()
     history: list[dict] = []
@@ -215,6 +223,7 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
+            attack_seed = epoch_seed(seed, epoch)
             for b in range(steps_per_epoch):
                 idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
                 # Each rank augments the whole global batch (same draws everywhere) and keeps its share.
@@ -222,6 +231,12 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
                 yb = distributed.shard(y[idx], world)
                 if cuda:
                     xb = xb.contiguous(memory_format=torch.channels_last)
+                if adversarial is not None and epoch > config.adv_clean_epochs:
+                    # Against the inner module (never ``net``): DDP's gradient sync belongs to the step below.
+                    xb = adversarial.perturb(model, xb, yb, distributed.shard(idx, world), attack_seed,
+                                             autocast_dtype=amp_dtype if cuda else None)
+                    if cuda:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=cuda):
                     logits = net(xb)
                     # Sum over the share / global batch, times N because DDP averages the ranks' gradients:
@@ -298,6 +313,8 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
             "model": model.spec, "parameters": sum(p.numel() for p in model.parameters()),
             "test_accuracy": test.accuracy, "seconds": seconds, "epochs_run": len(history),
             "stopped_early": stopped_early, "distributed": world.describe(),
+            # What the run was trained to resist (None: standard training), for run lists, cards and reports.
+            "defence": config.defence(),
         }
         info = writer.finish(meta)
     except BaseException:
