@@ -2,9 +2,10 @@
 (numpy/scipy/PIL/colorsys as the reference), the evaluation on a run (CE, mCE, stored evaluation), the CLI, the
 job function and the plots.
 
-The accuracy property on the standard shapes cnn (default recipe, 1,000 images) is ``@pytest.mark.slow``: a model
-that trains in seconds is too weak for it (noise can even raise its accuracy). The default suite's fast version is
-model-free: ``test_strength_rises_with_severity`` (the distance from the clean image grows with the severity).
+The accuracy property runs on the standard shapes cnn (the session's ``shapes_run``, default recipe; 1,000 images,
+about 16 s on an idle 2-core machine): a model that trains in seconds is too weak for it (noise can even raise its
+accuracy). ``test_strength_rises_with_severity`` checks the same order without a model (the distance from the clean
+image grows with the severity).
 """
 
 from __future__ import annotations
@@ -298,7 +299,6 @@ def _monotone(clean: float, accuracy: dict, tol: float) -> None:
         assert all(b <= a + tol for a, b in zip(seq, seq[1:])), (name, seq)
 
 
-@pytest.mark.slow
 def test_accuracy_falls_with_severity_on_the_standard_shapes_cnn(shapes_run):
     """Issue 14's acceptance: every corruption at severity 5 lowers the standard shapes cnn's accuracy, and the
     accuracy does not rise with severity, within 1% (10 of 1,000 images: at the mild severities of pixelate and

@@ -18,6 +18,7 @@ from nnkit.cli.common import (
     add_json_arg,
     emit_json,
     fraction,
+    number_or_fraction,
     positive_int,
     progress_bar,
 )
@@ -66,7 +67,7 @@ def add_parser(sub) -> None:
             g.add_argument("--norm", choices=("linf", "l2"), default="linf", help="distance (default: %(default)s)")
             g.add_argument("--steps", type=positive_int, help="gradient steps (default: pgd 10, apgd 100)")
         if name != "apgd":
-            g.add_argument("--alpha", type=eps_value_any, help="step size, a fraction or decimal (default: pgd "
+            g.add_argument("--alpha", type=number_or_fraction, help="step size, a fraction or decimal (default: pgd "
                            "eps/4 for linf, eps/5 for l2; fgsm eps)")
         g.add_argument("--n", type=positive_int, default=100, help="test images to attack, picked seeded (--seed) "
                        "and stratified over the classes (default: %(default)s)")
@@ -77,21 +78,6 @@ def add_parser(sub) -> None:
         g.set_defaults(func=run_gradient, gradient=name)
 
 
-def eps_value_any(text: str) -> float:
-    """argparse type: a number > 0 written as a decimal ("0.5") or a fraction ("8/255")."""
-    num, slash, den = text.strip().partition("/")
-    try:
-        value = float(num) / float(den) if slash else float(num)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 0.03 or a fraction such as 8/255, got {text!r}") \
-            from None
-    except ZeroDivisionError:
-        raise argparse.ArgumentTypeError(f"division by zero in {text!r}") from None
-    if not 0 < value < float("inf"):  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def eps_list(text: str) -> list[float]:
     """argparse type: comma-separated budgets ("1/255,2/255,0.03"), each > 0, none repeated.
 
@@ -100,7 +86,7 @@ def eps_list(text: str) -> list[float]:
     items = [t for t in text.split(",")]
     if not text.strip() or any(not t.strip() for t in items):
         raise argparse.ArgumentTypeError(f"expected budgets separated by commas such as 1/255,2/255,8/255, got {text!r}")
-    values = [eps_value_any(t) for t in items]
+    values = [number_or_fraction(t) for t in items]
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"each budget may appear only once, got {text!r}")
     return values

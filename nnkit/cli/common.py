@@ -82,19 +82,32 @@ def fraction(text: str) -> float:
     return value
 
 
-def eps_value(text: str) -> float:
-    """argparse type: one perturbation budget in (0, 1], as a number or a fraction of whole numbers.
-
-    ``"8/255"`` → 0.0313…, ``"0.03"`` → 0.03; pixel values are in [0, 1], so budgets are too.
-    """
+def _decimal_or_fraction(text: str) -> float:
+    """A float from "0.5" or "8/255" (a one-line argparse error otherwise)."""
     num, slash, den = text.strip().partition("/")
     try:
-        value = float(num) / float(den) if slash else float(num)
+        return float(num) / float(den) if slash else float(num)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.03 or a fraction such as 8/255, got {text!r}") \
             from None
     except ZeroDivisionError:
         raise argparse.ArgumentTypeError(f"division by zero in {text!r}") from None
+
+
+def number_or_fraction(text: str) -> float:
+    """argparse type: a finite number > 0 written as a decimal ("0.5") or a fraction ("8/255")."""
+    value = _decimal_or_fraction(text)
+    if not 0 < value < float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def eps_value(text: str) -> float:
+    """argparse type: one perturbation budget in (0, 1], as a number or a fraction of whole numbers.
+
+    ``"8/255"`` → 0.0313…, ``"0.03"`` → 0.03; pixel values are in [0, 1], so budgets are too.
+    """
+    value = _decimal_or_fraction(text)
     if not 0 < value <= 1:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"expected a budget in (0, 1] (pixel values are in [0, 1]), got {text!r}")
     return value
