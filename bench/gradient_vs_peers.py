@@ -37,7 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from attacks import PGD  # noqa: E402
-from nnkit.cli.attack import eps_value_any  # noqa: E402
+from nnkit.cli.common import number_or_fraction  # noqa: E402
 from nnkit.device import cpu_name, describe_device, get_device  # noqa: E402
 from nnkit.runs import RunStore, load_classifier, load_run_data  # noqa: E402
 from nnkit.training import TrainConfig, predict_logits, train  # noqa: E402
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="classifier run (default: train a cnn on shapes first, ~1-2 min)")
     p.add_argument("--n", type=int, default=500, help="correctly classified test images (default: %(default)s)")
-    p.add_argument("--eps", type=eps_value_any, default=8 / 255, help="L∞ budget (default: 8/255)")
-    p.add_argument("--alpha", type=eps_value_any, default=2 / 255, help="step size (default: 2/255)")
+    p.add_argument("--eps", type=number_or_fraction, default=8 / 255, help="L∞ budget (default: 8/255)")
+    p.add_argument("--alpha", type=number_or_fraction, default=2 / 255, help="step size (default: 2/255)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per library, the best counts (default: 3)")
     p.add_argument("--ablation", action="store_true",
