@@ -377,10 +377,6 @@ def test_acceptance_dcgan_on_mnist_in_three_minutes(mnist_root):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 17, open: on shapes one measurement first covered 8/10 at epoch 23 and then "
-                          "6-9 (nnkit.gan.config.MEASURED); the defaults (30 epochs, PAGE_TIME_LIMIT) are not yet shown "
-                          "to end at >= 8/10 on an idle 2-core machine: remove this mark once they do",
-                   strict=False)
 def test_acceptance_default_gan_on_shapes_covers_eight_classes():
     """Issue 17: the GAN page's defaults (GanConfig on the default data, shapes, with the page's time limit, the
     judge trained inside it) end with recognisable samples: the judge confidently finds >= 8 of the 10 classes.
