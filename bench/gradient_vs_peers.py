@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -39,32 +37,11 @@ import torch  # noqa: E402
 from attacks import PGD  # noqa: E402
 from nnkit.cli.common import number_or_fraction  # noqa: E402
 from nnkit.device import cpu_name, describe_device, get_device  # noqa: E402
-from nnkit.runs import RunStore, load_classifier, load_run_data  # noqa: E402
-from nnkit.training import TrainConfig, predict_logits, train  # noqa: E402
+from nnkit.training import predict_logits  # noqa: E402
 from nnkit.versions import library_versions  # noqa: E402
 
-
-def load_or_train(run: str | None, device: torch.device):
-    """The classifier and its dataset: a stored run, or a cnn trained on shapes with the default recipe."""
-    if run:
-        info = RunStore().get(run)
-    else:
-        store = RunStore(Path(tempfile.mkdtemp(prefix="nnkit-bench-")) / "runs")
-        print("training a cnn on shapes (default recipe, seed 0) ...", file=sys.stderr)
-        result = train(TrainConfig(data="shapes", model="cnn", seed=0, device=str(device)), store=store)
-        info = store.get(result.run_id)
-    return info, load_classifier(info, device), load_run_data(info)
-
-
-class Timer:
-    """Wall-clock and process CPU seconds (CPU time is less disturbed by other jobs on a shared machine)."""
-
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from one_pixel_vs_peers import Timer, load_or_train  # noqa: E402  (the same model loading and timing)
 
 
 def robust(model, adv: torch.Tensor, labels: torch.Tensor) -> float:
