@@ -73,9 +73,9 @@ with st.form("gan_form"):
     max_steps = c[2].number_input("Max steps (0: no limit)", 0, 10_000_000, 0, key="gan_max_steps")
     seed = c[3].number_input("Seed (empty: random, recorded)", 0, 2**31 - 1, value=None, key="gan_seed")
     c = st.columns(4)
-    conditional = c[0].checkbox("Class-conditional", False, key="gan_conditional",
+    conditional = c[0].checkbox("Class-conditional", defaults.conditional, key="gan_conditional",
                                 help="Feed the class label to both networks (Mirza & Osindero 2014): you choose the "
-                                     "class of each sample.")
+                                     "class of each sample (the scored samples ask for every class in turn).")
     batch_size = c[1].selectbox("Batch size", [16, 32, 64, 128], index=1, key="gan_batch_size")
     judge = c[2].selectbox("Judge classifier", list(judge_labels), format_func=judge_labels.get, key="gan_judge",
                            help="A classifier of this dataset whose features score the samples (Fréchet distance, "

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quick_start import start_load, stop_load  # noqa: E402  (the same CPU burners as the quick-start bench)
+from quick_start import fair_slowdown, start_load, stop_load  # noqa: E402  (the quick-start bench's burners)
 
 from nnkit.gan.config import PAGE_TIME_LIMIT  # noqa: E402  (the GAN page's default time limit)
 from nnkit.gan.train import RECOGNISABLE_SHARE  # noqa: E402
@@ -213,7 +213,7 @@ def main() -> None:
         step = job["gan_seconds"] / job["steps"]
         bare_step = bare["gan_seconds"] / bare["steps"]
         slow = step / idle_step
-        fair = max(1.0, (load + 1) / cores)
+        fair = fair_slowdown(load, args.load_kind, cores)
         print(f"{load:4d} {job['job_seconds']:7.1f} {step:11.4f} {bare_step:12.4f} {step / bare_step:7.2f} "
               f"{slow:8.2f}× {fair:5.2f} {slow / fair:7.2f} {job['classes_covered']:>5d}/{job['num_classes']:<2d} "
               f"{job['frechet_distance']:8.1f}")

@@ -32,8 +32,9 @@ from nnkit.gan import (
 from nnkit.runs import RunStore
 
 # Tiny settings: 5 steps (4 per epoch) of narrow networks on a small shapes set, judged by a 1-epoch classifier.
+# Unconditional, said explicitly: the tests below compare it with the conditional kind.
 TINY = dict(data="shapes", data_opts={"n_train": 64, "n_test": 64}, g_width=8, d_width=8, batch_size=16,
-            epochs=2, max_steps=5, n_samples=16, n_eval=32, judge_epochs=1, seed=0, device="cpu")
+            epochs=2, max_steps=5, n_samples=16, n_eval=32, judge_epochs=1, seed=0, device="cpu", conditional=False)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,24 @@ def test_judge_scores_real_data_as_ideal(tiny_run):
     assert judge.score(torch.rand_like(images)).frechet_distance > 10 * max(same.frechet_distance, 1e-3)
 
 
+def test_label_agreement_counts_samples_judged_as_the_class_asked_for():
+    """A hand-made judge: logits (20 - 10·sum, 10·sum - 20) label a black 2×2 image class 0 and a white one class 1."""
+    judge_net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        judge_net[1].weight.copy_(torch.tensor([[-10.0] * 4, [10.0] * 4]))
+        judge_net[1].bias.copy_(torch.tensor([20.0, -20.0]))
+    black, white = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    judge = Judge(judge_net, torch.cat([black, white, black, white]))
+    images = torch.cat([black, white, white, black])
+    scored = judge.score(images, labels=torch.tensor([0, 1, 0, 1]))
+    assert scored.label_agreement == pytest.approx(0.5) and scored.to_dict()["label_agreement"] == pytest.approx(0.5)
+    assert judge.score(images, labels=torch.tensor([0, 1, 1, 0])).label_agreement == pytest.approx(1.0)
+    # unconditional samples have no labels to agree with: the key is left out, coverage is scored the same way
+    plain = judge.score(images)
+    assert plain.label_agreement is None and "label_agreement" not in plain.to_dict()
+    assert plain.classes_covered == scored.classes_covered == 2
+
+
 def test_train_gan_writes_a_complete_run(tiny_run):
     result, events = tiny_run
     info = RunStore().get(result.run_id)
@@ -191,6 +210,8 @@ def test_conditional_gan_reuses_the_judge_and_draws_class_rows(tiny_run):
     assert info.meta["judge"]["run_id"] == first.judge_run_id and not info.meta["judge"]["trained_now"]
     # the per-epoch grid has one row per class
     assert Image.open(info.path / "samples/epoch_001.png").size == (2 * 32 + 3 * 2, 10 * 32 + 11 * 2)
+    # the scored samples ask for every class in turn, and the judge's agreement with the label asked for is recorded
+    assert 0 <= info.metrics()[-1]["label_agreement"] <= 1 and "label_agreement" in info.meta["quality"]
     gen = load_gan(info)
     rows = class_rows(gen, per_class=3, seed=1)
     assert rows.shape == (30, 3, 32, 32)

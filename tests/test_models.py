@@ -60,6 +60,33 @@ def test_options_and_errors():
         models.create("resnet", 10, depth=10)
 
 
+def test_cnn_conv_dropout_drops_whole_feature_maps_and_keeps_old_checkpoints_loading():
+    """Spatial dropout (Tompson et al. 2015): 0 adds no layer (a spec without the option rebuilds the same model);
+    a rate drops whole channels after each conv stage in training and nothing in eval."""
+    torch.manual_seed(0)
+    plain = models.create("cnn", 10, 3, 32, widths=(8, 16), hidden=16)
+    old_spec = {k: v for k, v in plain.spec.items() if k != "conv_dropout"}  # a checkpoint from before the option
+    rebuilt = models.create(**old_spec)
+    assert plain.spec["conv_dropout"] == 0.0 and not any(isinstance(m, torch.nn.Dropout2d) for m in plain.modules())
+    rebuilt.load_state_dict(plain.state_dict())  # strict: the same parameter and buffer names
+    dropped = models.create("cnn", 10, 3, 32, widths=(8, 16), hidden=16, conv_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())  # dropout holds no weights
+    x = torch.rand(4, 3, 32, 32)
+    assert torch.equal(dropped.eval()(x), plain.eval()(x))
+    seen = []
+    dropped.net.features[0].register_forward_hook(lambda m, i, o: seen.append(o))
+    torch.manual_seed(1)
+    dropped.train()(x)
+    maps = seen[-1]  # N×C×H×W after the first stage's ReLU, pool and dropout
+    kept = maps.flatten(2).abs().amax(2) > 0
+    before = dropped.net.features[0][:-1]((x - dropped.mean) / dropped.std)  # the stage without its dropout
+    live = before.flatten(2).abs().amax(2) > 0  # maps that ReLU left non-zero
+    assert (live & ~kept).any() and (live & kept).any()  # some whole maps dropped, some kept
+    assert torch.allclose(maps[kept], 2 * before[kept])  # kept maps scaled by 1 / (1 - 0.5), every pixel
+    with pytest.raises(NnkitError, match="conv_dropout"):
+        models.create("cnn", 10, conv_dropout=1.0)
+
+
 def test_normalisation_lives_inside_the_model():
     m = models.create("mlp", 2, 1, 4, mean=[0.25], std=[0.5])
     assert torch.allclose(m.mean.flatten(), torch.tensor([0.25])) and torch.allclose(m.std.flatten(), torch.tensor([0.5]))

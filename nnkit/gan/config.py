@@ -52,7 +52,10 @@ class GanConfig:
     data: str = "mnist"  # dataset name (see `nnkit datasets`) or folder:PATH
     data_opts: dict = field(default_factory=dict)  # dataset options, e.g. {"n_train": 500}
     data_root: str | None = None  # root for downloaded datasets (default $NNKIT_DATA or ~/.nnkit/data)
-    conditional: bool = False  # embed the class label into both networks (Mirza & Osindero 2014)
+    # embed the class label into both networks (Mirza & Osindero 2014). Off by default: on shapes (issue 17, seeds 0
+    # and 1, 1 thread) it was at best slightly ahead of the plain DCGAN over the first 9 epochs (3-4 of 10 classes
+    # after 4-8 epochs, against 0-4) at 10-15% more CPU per step; runs to 8/10 were not measured
+    conditional: bool = False
     latent_dim: int = 100  # size of z, drawn from N(0, I)
     g_width: int = 64  # generator's last hidden stage width; earlier stages double it (paper: 128 at 64²)
     # discriminator's first stage width, later stages double it; narrower than G: on small sets a wide D

@@ -130,6 +130,10 @@ class Quality:
     confident_share: float  # share of samples the judge labels with probability >= confidence
     class_counts: list[int]  # confidently labelled samples per class
     mean_confidence: float
+    # conditional samples only: share the judge labels as the class they were drawn for (None: no labels given).
+    # Coverage counts the judge's labels whatever was asked, so it means the same for both kinds of GAN; this says
+    # whether the label, and not the noise alone, sets the class.
+    label_agreement: float | None = None
 
     @property
     def class_coverage(self) -> float:
@@ -140,7 +144,8 @@ class Quality:
         return {"frechet_distance": self.frechet_distance, "inception_score": self.inception_score,
                 "class_coverage": self.class_coverage, "classes_covered": self.classes_covered,
                 "confident_share": self.confident_share, "mean_confidence": self.mean_confidence,
-                "class_counts": self.class_counts}
+                "class_counts": self.class_counts,
+                **({} if self.label_agreement is None else {"label_agreement": self.label_agreement})}
 
 
 class Judge:
@@ -168,12 +173,22 @@ class Judge:
                           "classes_covered": covered, "confident_share": share,
                           "mean_confidence": float(probs.max(1).values.mean())}
 
-    def score(self, images: torch.Tensor) -> Quality:
-        """Quality of ``images`` (N×C×H×W in [0, 1], N >= 2)."""
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Quality:
+        """Quality of ``images`` (N×C×H×W in [0, 1], N >= 2).
+
+        Args:
+            images: generated images.
+            labels: N int64, the classes a conditional generator was asked for (None: unconditional samples);
+                gives ``label_agreement``. Draw them spread evenly over the classes, as the page's grid does, so
+                that coverage is not helped or hurt by the choice of labels.
+        """
         features, probs = judge_outputs(self.classifier, images)
         mu, sigma = feature_statistics(features)
         covered, share, counts = class_coverage(probs, self.confidence)
+        agreement = None
+        if labels is not None:
+            agreement = float((probs.argmax(1) == labels.detach().cpu().long()).double().mean())
         return Quality(frechet_distance=frechet_distance(mu, sigma, self.real_mu, self.real_sigma),
                        inception_score=inception_score(probs), classes_covered=covered,
                        num_classes=self.num_classes, confident_share=share, class_counts=counts,
-                       mean_confidence=float(probs.max(1).values.mean()))
+                       mean_confidence=float(probs.max(1).values.mean()), label_agreement=agreement)

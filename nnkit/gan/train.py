@@ -519,7 +519,7 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
             samples = gen_ema.sample(grid_noise, grid_labels).cpu()
             writer.save_bytes(f"samples/epoch_{epoch:03d}.png", grid_png(samples, nrow=grid_nrow))
             if last or epoch % config.eval_every == 0:
-                quality = judge.score(gen_ema.sample(eval_noise, eval_labels))
+                quality = judge.score(gen_ema.sample(eval_noise, eval_labels), eval_labels)
                 record.update(quality.to_dict())
             record["seconds"] = time.perf_counter() - t_epoch
             # CPU time of this process since the GAN loop began (a continued run adds its parent's): on a busy
@@ -533,7 +533,7 @@ def train_gan(config: GanConfig, on_progress: Callable[[Progress], None] | None 
             if last:
                 break
         if quality is None:  # a continued run that had nothing left to do still reports its scores
-            quality = judge.score(gen_ema.sample(eval_noise, eval_labels))
+            quality = judge.score(gen_ema.sample(eval_noise, eval_labels), eval_labels)
         train_seconds = time.perf_counter() - t_train
         batches_done = b + 1
         epochs_done = epoch if batches_done >= steps_per_epoch else epoch - 1
