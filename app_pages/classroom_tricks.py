@@ -17,8 +17,8 @@ st.markdown("The baseline trains on a deliberately small training set: an MLP (2
             f"Adam on shapes, where an MLP learns nothing and {tricks.SHAPES_N_VAL:,} more images are generated for "
             "validation. It **overfits** (training loss near zero, validation loss no longer falling). Every trick "
             "changes one thing; all runs start from the same weights.")
-st.dataframe([{"trick": t.name, "what changes": t.description} for t in tricks.TRICKS.values()], hide_index=True,
-             width="stretch")
+# A list, not a table: a table cell cuts the longer descriptions off.
+st.markdown("\n".join(f"- **{t.name}**: {t.description}" for t in tricks.TRICKS.values()))
 
 SLOT = "classroom-tricks"
 with st.form("tricks_form"):
