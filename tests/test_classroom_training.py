@@ -77,7 +77,7 @@ def shapes_tricks():
 
 def test_tricks_on_shapes_baseline_overfits(shapes_tricks):
     """Issue 17: on 750 shapes images validated on 1,000 the baseline learns the training set while its validation
-    loss stalls (seeds 0/1, one thread of a 2-core Xeon: training accuracy 99.7/98.7%, validation 78.3/79.1%; over
+    loss stalls (seeds 0/1, one thread of a busy 2-core VM: training accuracy 99.7/98.7%, validation 78.3/79.1%; over
     the last 10 epochs training loss 0.14 -> 0.08 / 0.23 -> 0.15, best validation loss 0.593 -> 0.581 /
     0.596 -> 0.582)."""
     base = shapes_tricks[0]
@@ -96,7 +96,7 @@ def test_tricks_on_shapes_dropout_closes_the_gap(shapes_tricks):
 
 
 def test_tricks_on_shapes_augmentation_beats_the_baseline(shapes_tricks):
-    """Issue 17: augmentation ends with a better validation accuracy and loss (seeds 0/1, one thread of a 2-core Xeon:
+    """Issue 17: augmentation ends with a better validation accuracy and loss (seeds 0/1, one thread of a busy 2-core VM:
     81.2/79.7% against 78.3/79.1%, loss 0.55/0.57 against 0.59/0.58; test 79.3/77.2% against 78.4/76.3%) and
     at least halves the train/validation gap (4.0/4.6 points against 21.4/19.6)."""
     base, _, aug = shapes_tricks
@@ -106,7 +106,7 @@ def test_tricks_on_shapes_augmentation_beats_the_baseline(shapes_tricks):
 
 @pytest.mark.slow
 def test_tricks_on_shapes_the_other_lessons():
-    """Batch norm beats the baseline on validation (seeds 0/1, one thread of a 2-core Xeon: 87.3/87.4% against
+    """Batch norm beats the baseline on validation (seeds 0/1, one thread of a busy 2-core VM: 87.3/87.4% against
     78.3/79.1%, loss 0.38/0.38 against 0.59/0.58), and so does SGD with momentum (measured with the earlier split,
     a quarter of 1,000 images held out, seeds 0/1/2: +7.2/+7.6/+16.0 points; not re-measured with 750 training and
     1,000 validation images); early stopping follows the baseline's path and stops before the end (seeds 0/1: at
