@@ -11,7 +11,7 @@ from nnkit.models import list_models
 from nnkit.models.layers import ACTIVATIONS
 from nnkit.plots import training as training_plots
 from nnkit.runs import RunStore
-from nnkit.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from nnkit.training import AUGMENTATIONS, EARLY_STOPPING_ON, OPTIMIZERS, SCHEDULES, TrainConfig
 from nnkit.training.adversarial import cost_note, describe_defence, job_kind
 
 ui.page_header("Train", "Train a classifier with your choice of architecture and recipe, and watch it learn.")
@@ -57,6 +57,10 @@ with st.form("train_form"):
     nproc = c[2].number_input("Processes", 1, 64, 1, key="train_nproc",
                               help="Data-parallel training on this many processes of this machine (torch.distributed: "
                                    "gloo on CPU, one GPU each on CUDA); the batch size stays the global batch.")
+    early_on = c[3].selectbox("Early stopping watches", EARLY_STOPPING_ON,
+                              index=EARLY_STOPPING_ON.index(defaults.early_stopping_on), key="train_early_on",
+                              help="The validation number early stopping watches; the weights of its best epoch are "
+                                   "kept. The loss shows overfitting while the accuracy can still creep up.")
     st.markdown("**Adversarial training**")
     c = st.columns([2, 1, 1])
     adv_choices = {"none": None, "FGSM (fast)": "fgsm", "PGD": "pgd"}
@@ -80,7 +84,7 @@ with st.form("train_form"):
 config = TrainConfig(data=data_name, model=model_name, model_opts=model_opts, data_opts=data_opts,
                      optimizer=optimizer, lr=float(lr), schedule=schedule, epochs=int(epochs),
                      batch_size=int(batch_size), augment=augment, weight_decay=float(weight_decay),
-                     early_stopping=int(early), seed=None if seed is None else int(seed),
+                     early_stopping=int(early), early_stopping_on=early_on, seed=None if seed is None else int(seed),
                      name=run_name.strip() or None,
                      **({"adversarial": adversarial, "adv_eps": int(adv_eps255) / 255,
                          **({"adv_steps": int(adv_steps)} if adversarial == "pgd" else {})} if adversarial else {}))

@@ -40,6 +40,7 @@ def test_tricks_show_overfitting_early_stopping_and_a_tiny_learning_rate(mnist_r
 
 def test_trick_configs_change_one_thing():
     base = tricks.baseline_config(data="shapes", n_train=100)
+    assert (base.schedule, tricks.baseline_config().schedule) == ("none", "cosine")  # shapes: a constant rate
     # Shapes trains on all n_train images: the validation images are generated on top of them.
     assert base.data_opts == {"n_train": 100 + tricks.SHAPES_N_VAL, "n_test": tricks.SHAPES_N_TEST}
     assert int(base.data_opts["n_train"] * base.val_fraction) == tricks.SHAPES_N_VAL and base.model == "cnn"
@@ -50,7 +51,7 @@ def test_trick_configs_change_one_thing():
     assert tricks.trick_config("augmentation", base).augment == "flip+crop"
     assert tricks.trick_config("augmentation", tricks.baseline_config()).augment == "crop"
     momentum = tricks.trick_config("momentum", base)
-    assert (momentum.optimizer, momentum.lr) == ("momentum", 0.05)  # Adam's place on the CNN, the MLP's SGD rate
+    assert (momentum.optimizer, momentum.lr) == ("momentum", 0.02)  # Adam's place on the CNN
     mlp_momentum = tricks.trick_config("momentum", tricks.baseline_config())
     assert (mlp_momentum.optimizer, mlp_momentum.lr) == ("momentum", tricks.baseline_config().lr)
     mnist = tricks.baseline_config()
@@ -70,63 +71,59 @@ def test_too_large_a_learning_rate_on_mnist_ends_the_curve_at_nan(mnist_root):
 
 @pytest.fixture(scope="module")
 def shapes_tricks():
-    """The page's default comparison on the embedded data: baseline, dropout and augmentation (~110 CPU s, seed 0)."""
-    return tricks.compare_tricks(["baseline", "dropout", "augmentation"], data="shapes",
-                                 n_train=tricks.SHAPES_N_TRAIN, epochs=30)
+    """The page's default baseline and its cheapest regulariser on the embedded data (~70 CPU s, seed 0); the
+    other tricks are in the slow test."""
+    return tricks.compare_tricks(["baseline", "dropout"], data="shapes", n_train=tricks.SHAPES_N_TRAIN, epochs=30)
 
 
 def test_tricks_on_shapes_baseline_overfits(shapes_tricks):
-    """Issue 17: on 750 shapes images validated on 1,000 the baseline learns the training set while its validation
-    loss stalls (seeds 0/1, one thread of a busy 2-core VM: training accuracy 99.7/98.7%, validation 78.3/79.1%; over
-    the last 10 epochs training loss 0.14 -> 0.08 / 0.23 -> 0.15, best validation loss 0.593 -> 0.581 /
-    0.596 -> 0.582)."""
+    """Issue 17: on 750 shapes images validated on 1,000 the baseline memorises the training set while its
+    validation loss rises again after its minimum (seeds 0/1/2, one thread of a busy 2-core VM: training
+    accuracy 100%, loss 0.003/0.005/0.004; validation loss lowest at epoch 19/21/23 (0.566/0.552/0.541), at
+    epoch 30 0.678/0.648/0.582)."""
     base = shapes_tricks[0]
-    assert base.train_accuracy[-1] > 0.98 and base.train_loss[-1] < 0.2 and base.gap > 0.15
-    assert base.train_loss[-1] < 0.7 * base.train_loss[19]  # still learning the training set...
-    assert min(base.val_loss[20:]) > 0.95 * min(base.val_loss[:20])  # ...but no longer the validation set
-    assert base.val_loss[-1] > 3 * base.train_loss[-1]
+    assert base.train_accuracy[-1] > 0.99 and base.train_loss[-1] < 0.02 and base.gap > 0.1
+    lowest = base.val_loss.index(min(base.val_loss))
+    assert lowest < 25 and base.val_loss[-1] > 1.05 * base.val_loss[lowest]
+    assert base.val_loss[-1] > 20 * base.train_loss[-1]
 
 
-def test_tricks_on_shapes_dropout_closes_the_gap(shapes_tricks):
-    """Spatial dropout 0.1 at least halves the train/validation gap (seeds 0/1: 4.6/2.5 points against 21.4/19.6),
-    but here by underfitting: it does not beat the baseline on validation (75.4/74.7% against 78.3/79.1%), so
-    this only checks the gap (see the module docstring of nnkit.classroom.tricks)."""
-    base, drop, _ = shapes_tricks
-    assert drop.gap < base.gap / 2
-
-
-def test_tricks_on_shapes_augmentation_beats_the_baseline(shapes_tricks):
-    """Issue 17: augmentation ends with a better validation accuracy and loss (seeds 0/1, one thread of a busy 2-core VM:
-    81.2/79.7% against 78.3/79.1%, loss 0.55/0.57 against 0.59/0.58; test 79.3/77.2% against 78.4/76.3%) and
-    at least halves the train/validation gap (4.0/4.6 points against 21.4/19.6)."""
-    base, _, aug = shapes_tricks
-    assert aug.val_accuracy[-1] > base.val_accuracy[-1] and aug.val_loss[-1] < base.val_loss[-1]
-    assert aug.gap < base.gap / 2
+def test_tricks_on_shapes_dropout_beats_the_baseline(shapes_tricks):
+    """Issue 17: spatial dropout ends with a lower validation loss and a smaller train/validation gap (seeds
+    0/1/2, one thread of a busy 2-core VM: validation loss 0.437/0.386/0.565 against 0.678/0.648/0.582, gap 8.3/4.3/9.8
+    points against 16.9/19.3/16.3); its validation accuracy wobbles from epoch to epoch (84.4/85.8/81.8% against
+    83.1/80.7/83.7%), so accuracy is not asserted: see the module docstring of nnkit.classroom.tricks."""
+    base, drop = shapes_tricks
+    assert drop.val_loss[-1] < base.val_loss[-1] - 0.01
+    assert drop.gap < 0.7 * base.gap
 
 
 @pytest.mark.slow
 def test_tricks_on_shapes_the_other_lessons():
-    """Batch norm beats the baseline on validation (seeds 0/1, one thread of a busy 2-core VM: 87.3/87.4% against
-    78.3/79.1%, loss 0.38/0.38 against 0.59/0.58), and so does SGD with momentum (measured with the earlier split,
-    a quarter of 1,000 images held out, seeds 0/1/2: +7.2/+7.6/+16.0 points; not re-measured with 750 training and
-    1,000 validation images); early stopping follows the baseline's path and stops before the end (seeds 0/1: at
-    epochs 24/25, keeping 21/22); a 25× smaller learning rate and a 10× larger one stay near chance (not
-    re-measured with this split either; ~220 CPU s)."""
-    base, bn, early, small, large, momentum = tricks.compare_tricks(
-        ["baseline", "batch norm", "early stopping", "learning rate too small", "learning rate too large",
-         "momentum"], data="shapes", n_train=tricks.SHAPES_N_TRAIN, epochs=30)
-    assert bn.val_accuracy[-1] > base.val_accuracy[-1] + 0.03 and bn.val_loss[-1] < base.val_loss[-1]
-    assert bn.test_accuracy > base.test_accuracy + 0.03
+    """Batch norm and augmentation beat the baseline on validation accuracy and loss (seeds 0/1/2, one thread of
+    a busy 2-core VM: batch norm 90.1/87.9/86.2%, loss 0.30/0.37/0.42; augmentation 86.9/85.4/86.1%, loss
+    0.40/0.38/0.36; baseline 83.1/80.7/83.7%, loss 0.68/0.65/0.58); early stopping on the validation loss follows
+    the baseline's path and keeps an epoch of a lower validation loss at up to 3 points less accuracy (seed 0:
+    stops at 24, keeps 19, 82.5%, loss 0.566; seed 1: 80.3%, 0.552 at epoch 21; seed 2: 81.0%, 0.541 at epoch 23,
+    read off the baseline's curves); a 25× smaller learning rate barely moves and a 10× larger one sticks at chance (seed 0: training loss 2.13 and 2.30); SGD with momentum learns
+    (seed 0: 94.0% training, 85.3% validation accuracy, but swinging between 62% and 88% over its last 15
+    epochs, so only learning is asserted). ~250 CPU s."""
+    base, bn, aug, early, small, large, momentum = tricks.compare_tricks(
+        ["baseline", "batch norm", "augmentation", "early stopping", "learning rate too small",
+         "learning rate too large", "momentum"], data="shapes", n_train=tricks.SHAPES_N_TRAIN, epochs=30)
+    for trick in (bn, aug):
+        assert trick.val_accuracy[-1] > base.val_accuracy[-1] + 0.02, trick.name
+        assert trick.val_loss[-1] < base.val_loss[-1] - 0.1, trick.name
+        assert trick.test_accuracy > base.test_accuracy, trick.name
     # Same seed, same weights: until it stops, early stopping is the baseline's run; then it keeps the best epoch.
     assert early.stopped_early and len(early.epochs) < 30
     assert early.val_accuracy == pytest.approx(base.val_accuracy[:len(early.epochs)])
-    assert early.kept_epoch == early.epochs[-1] - 3  # patience 3
-    assert early.kept_val_accuracy > base.val_accuracy[-1] - 0.03  # nearly the baseline's accuracy, fewer epochs
-    # Not checked: a lower validation loss than the baseline's end (seed 0: 0.585 vs 0.594, seed 1: 0.583 vs 0.582).
-    for stuck in (small, large):
-        assert stuck.train_loss[-1] > 2.0 and stuck.val_accuracy[-1] < 0.2, stuck.name  # ln 10 = 2.30: chance
-    assert momentum.train_accuracy[-1] > 0.98 and momentum.val_accuracy[-1] > base.val_accuracy[-1] + 0.03
-    assert momentum.test_accuracy > base.test_accuracy + 0.03
+    assert early.kept_epoch == early.epochs[-1] - 5  # patience 5
+    assert early.kept_val_loss < base.val_loss[-1] - 0.05
+    assert early.kept_val_accuracy > base.val_accuracy[-1] - 0.02
+    assert small.train_loss[-1] > 1.8 and small.val_accuracy[-1] < 0.3  # ln 10 = 2.30: chance
+    assert large.train_loss[-1] > 2.2 and large.val_accuracy[-1] < 0.15
+    assert momentum.train_accuracy[-1] > 0.8 and momentum.val_accuracy[-1] > 0.6
 
 
 def test_tricks_cancel_within_one_batch():

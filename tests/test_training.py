@@ -66,10 +66,42 @@ def test_options_max_steps_early_stopping_and_bad_values(tmp_path):
     r = train(cfg(epochs=4, early_stopping=1, lr=1e-9, optimizer="sgd", schedule="none"), store=store)
     assert r.stopped_early and len(r.history) < 4
     for bad in (dict(optimizer="lbfgs"), dict(lr=-1), dict(epochs=0), dict(augment="mixup"),
-                dict(data="nope"), dict(model="nope")):
+                dict(data="nope"), dict(model="nope"), dict(early_stopping_on="val_f1")):
         with pytest.raises(NnkitError):
             train(cfg(**bad), store=store)
     assert store.list() and not any((tmp_path / ".partial").iterdir())
+
+
+@pytest.mark.parametrize("watch, epochs_run, kept", [("val_loss", 4, 2), ("val_accuracy", 6, 6)])
+def test_early_stopping_watches_the_chosen_number_and_keeps_its_best_epoch(tmp_path, monkeypatch, watch, epochs_run,
+                                                                          kept):
+    """Scripted validation numbers: the accuracy creeps up every epoch while the loss is lowest at epoch 2 (an
+    overfitting net). Watching the loss with patience 2 stops after epoch 4 and restores epoch 2's weights; watching
+    the accuracy runs all 6 epochs."""
+    import dataclasses
+
+    import nnkit.training.loop as loop
+
+    scripted = iter([(0.50, 1.0), (0.60, 0.9), (0.70, 1.2), (0.80, 1.3), (0.85, 1.4), (0.90, 1.5)])
+    weights_after_epoch = []
+    real = loop.evaluate
+
+    def evaluate(model, split, *args, **kw):
+        result = real(model, split, *args, **kw)
+        if len(split) == 100:  # the test split (SMALL's n_test): its numbers are real
+            return result
+        weights_after_epoch.append({k: v.clone() for k, v in model.state_dict().items()})
+        accuracy, loss = next(scripted)
+        return dataclasses.replace(result, accuracy=accuracy, loss=loss)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    r = train(cfg(epochs=6, early_stopping=2, early_stopping_on=watch, val_fraction=0.2, schedule="none",
+                  model_opts={"widths": (4, 8, 8), "hidden": 16}),
+              store=RunStore(tmp_path))
+    assert len(r.history) == epochs_run and r.stopped_early == (epochs_run < 6)
+    assert [h["val_loss"] for h in r.history] == [1.0, 0.9, 1.2, 1.3, 1.4, 1.5][:epochs_run]
+    final = r.model.state_dict()
+    assert all(torch.equal(final[k].cpu(), v.cpu()) for k, v in weights_after_epoch[kept - 1].items())
 
 
 def test_augment_batch_shapes_and_range():

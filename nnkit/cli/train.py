@@ -21,7 +21,14 @@ from nnkit.errors import NnkitError
 
 
 def add_parser(sub) -> None:
-    from nnkit.training.config import ADVERSARIAL, AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from nnkit.training.config import (
+        ADVERSARIAL,
+        AUGMENTATIONS,
+        EARLY_STOPPING_ON,
+        OPTIMIZERS,
+        SCHEDULES,
+        TrainConfig,
+    )
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a classifier (saved to the run store)")
@@ -37,6 +44,8 @@ def add_parser(sub) -> None:
     p.add_argument("--augment", choices=AUGMENTATIONS, default=d.augment)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE")
+    p.add_argument("--early-stopping-on", choices=EARLY_STOPPING_ON, default=d.early_stopping_on,
+                   help="what early stopping watches on the validation split")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps")
     p.add_argument("--activation", help="model activation (relu, leaky_relu, elu, tanh, sigmoid)")
     p.add_argument("--dropout", type=float, help="model dropout rate")
@@ -155,7 +164,8 @@ def run(args) -> int:
         data_root=args.data_root, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, schedule=args.schedule, epochs=args.epochs,
         batch_size=args.batch_size, augment=args.augment, val_fraction=args.val_fraction,
-        early_stopping=args.early_stopping, seed=args.seed, device=args.device, name=args.name,
+        early_stopping=args.early_stopping, early_stopping_on=args.early_stopping_on, seed=args.seed,
+        device=args.device, name=args.name,
         max_steps=args.max_steps, sync_bn=args.sync_bn, **_adversarial_settings(args),
     )
     if args.nproc > 1:

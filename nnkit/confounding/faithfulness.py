@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from nnkit.errors import Cancelled, NnkitError
 from nnkit.saliency.maps import to_map
@@ -25,6 +24,9 @@ FAITHFULNESS_METHODS = ("saliency", "gradcam", "ig", "guided_backprop")
 def _blurred(images: torch.Tensor) -> torch.Tensor:
     side = min(images.shape[-2:])
     k = min(11, side - (1 - side % 2))  # odd and no larger than the image
+    # Imported here: importing torchvision loads torch._dynamo (seconds), which nnkit's start-up does not need.
+    from torchvision.transforms.functional import gaussian_blur
+
     return gaussian_blur(images, kernel_size=[k, k], sigma=[5.0, 5.0])
 
 

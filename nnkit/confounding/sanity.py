@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 from nnkit.errors import Cancelled, NnkitError
@@ -33,6 +32,8 @@ def spearman_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     if a.shape != b.shape:
         raise NnkitError(f"maps of different shapes: {tuple(a.shape)} and {tuple(b.shape)}")
+    from scipy.stats import rankdata  # here: scipy.stats takes a second or two to import
+
     ra = rankdata(a.detach().float().flatten(1).cpu().numpy(), axis=1)
     rb = rankdata(b.detach().float().flatten(1).cpu().numpy(), axis=1)
     ra -= ra.mean(1, keepdims=True)

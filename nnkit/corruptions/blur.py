@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 from nnkit.corruptions._util import round_half_down
 
@@ -42,6 +41,9 @@ def gaussian_blur(x: torch.Tensor, severity: int, rngs: Sequence[torch.Generator
     """
     sigma = GAUSSIAN_BLUR[severity - 1]
     r = min(int(4 * sigma + 0.5), min(x.shape[-2:]) - 1)  # the mirror padding needs r < side
+    # Imported here: importing torchvision loads torch._dynamo (seconds), which nnkit's start-up does not need.
+    import torchvision.transforms.v2.functional as TF
+
     return TF.gaussian_blur(x, [2 * r + 1, 2 * r + 1], [sigma, sigma])
 
 

@@ -11,7 +11,6 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from nnkit.data.base import Dataset, Split
 from nnkit.errors import NnkitError
@@ -52,6 +51,9 @@ def tile(images: torch.Tensor, ncol: int, scale: int = 2, pad: int = 2, pad_valu
     if images.dim() != 4 or len(images) == 0:
         raise NnkitError("tile needs a non-empty N×C×H×W batch")
     # make_grid turns grey images into 3 channels itself.
+    # Imported here: importing torchvision loads torch._dynamo (seconds), which nnkit's start-up does not need.
+    from torchvision.utils import make_grid
+
     grid = make_grid(images.detach().float().cpu(), nrow=ncol, padding=pad, pad_value=pad_value)
     return to_uint8_image(grid, scale)
 

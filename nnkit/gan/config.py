@@ -19,7 +19,10 @@ def judge_epochs_for(config: GanConfig, n_train: int) -> int:
 
 
 # The GAN page's default time limit in seconds, judge training included (bench/gan_default.py runs the same): the
-# 30 planned epochs on shapes at the measured 12.5 s per epoch with 2 threads, plus about 30 s for data and judge.
+# 30 planned epochs on shapes at the measured 12.5 s per epoch with 2 threads, plus about 30 s for data and judge,
+# on the earlier Intel host. On the 2-core AMD EPYC host a default shapes epoch costs 52 CPU-seconds at 1 thread
+# when nearly idle (0.168 per step) and 60-70 under load, so 420 s holds only about 10-12 epochs there and the
+# default run ends below 8/10 (MEASURED["shapes"]: 8/10 first at epoch 19, about 1,300 CPU-seconds with the judge).
 PAGE_TIME_LIMIT = 420
 # What the default recipe needed, measured (issue 17), for the page's "what to expect" line: per dataset, the epoch
 # at which the judge first covered >= 8 of 10 classes (None: not within the epochs measured), the CPU-seconds of the
@@ -27,16 +30,19 @@ PAGE_TIME_LIMIT = 420
 # of that measurement (a job on an idle 2-core machine gets two threads: about half the CPU-seconds in wall time).
 MEASURED: dict[str, dict] = {
     # the 1,000 + 1,000 image MNIST subset, 28×28 grey (the size of the folder in issue 17), train_gan with these
-    # defaults and seed 0: 8/10 at epoch 23 (713 steps; Fréchet distance 52, 435 after epoch 1)
-    "mnist": {"epochs": 23, "measured_epochs": 24, "gan_cpu_seconds": 44, "judge_cpu_seconds": 22,
-              "machine": "2-core Intel Xeon shared with other work (load average 10-15), 1 thread, 2026-12-02"},
-    # shapes (32×32 colour scenes), train_gan with these defaults, seed 0 and the page's time limit, 2 threads on an
-    # idle machine (tests/test_gan.py::test_acceptance_default_gan_on_shapes_covers_eight_classes): all 30 epochs in
-    # 378 s wall, 728 CPU-seconds with the judge; classes covered per epoch 0 0 0 0 2 1 1 2 3 3 5 3 5 3 6 5 5 6 6 7 6
-    # 7 6 6 8 9 8 9 9 8, Fréchet distance 31.7 at the end. (A 1-thread run of the same recipe first reached 8/10 at
-    # epoch 23.)
-    "shapes": {"epochs": 25, "measured_epochs": 30, "gan_cpu_seconds": 570, "judge_cpu_seconds": 34,
-               "machine": "2-core Intel Xeon, idle, 2 threads, 2026-12-02"},
+    # defaults, seed 0, a fresh store (judge trained: 37 CPU-seconds with loading the data), 1 thread: classes
+    # covered per epoch 0 (epochs 1-11) 1 2 1 2 2 4 3 4 6 5 4 5 6 7 8 8 8 8 9, so 8/10 first at epoch 26 (806
+    # steps, 103 CPU-seconds of GAN loop); Fréchet distance 435 after epoch 1, 45 at epoch 26, 38 after epoch 30.
+    # (The same recipe on the earlier Intel host: 8/10 at epoch 23, 44 + 22 CPU-seconds.)
+    "mnist": {"epochs": 26, "measured_epochs": 30, "gan_cpu_seconds": 103, "judge_cpu_seconds": 37,
+              "machine": "2-core AMD EPYC shared with other work (load average 3-4.5), 1 thread, 2026-12-02"},
+    # shapes (32×32 colour scenes), train_gan with these defaults, seed 0, a fresh store (judge trained: 56
+    # CPU-seconds with loading the data), 1 thread: classes covered per epoch 0 0 0 0 0 2 1 2 4 5 6 6 6 6 6 6 6 7 8 8
+    # 8 9 8 7 7 9 8 8 9 7, so 8/10 first at epoch 19 (5,928 steps, 1,236 CPU-seconds of GAN loop, about 64 per
+    # epoch); Fréchet distance 547 after epoch 1, 59 at epoch 19, 43 after epoch 30 (1,917 CPU-seconds). The
+    # earlier Intel host (2 threads, idle) first reached 8/10 at epoch 25 of a 378 s run.
+    "shapes": {"epochs": 19, "measured_epochs": 30, "gan_cpu_seconds": 1236, "judge_cpu_seconds": 56,
+               "machine": "2-core AMD EPYC shared with other work (load average 1-4.5), 1 thread, 2026-12-02"},
 }
 
 # Upper bounds far above any useful GAN on this lab's image sizes; they stop a typo from allocating gigabytes.
@@ -54,7 +60,9 @@ class GanConfig:
     data_root: str | None = None  # root for downloaded datasets (default $NNKIT_DATA or ~/.nnkit/data)
     # embed the class label into both networks (Mirza & Osindero 2014). Off by default: on shapes (issue 17, seeds 0
     # and 1, 1 thread) it was at best slightly ahead of the plain DCGAN over the first 9 epochs (3-4 of 10 classes
-    # after 4-8 epochs, against 0-4) at 10-15% more CPU per step; runs to 8/10 were not measured
+    # after 4-8 epochs, against 0-4) at 10-15% more CPU per step; runs to 8/10 were not measured. AC-GAN (Odena et
+    # al. 2017: label to G only, a class head on D) with g_width 32 did no better on the AMD host (seed 0, 1 thread):
+    # 2/10 after 4 epochs (155 CPU-seconds) and 3/10 after 7 (275); with lr 6e-4, 2/10 after 4 (158)
     conditional: bool = False
     latent_dim: int = 100  # size of z, drawn from N(0, I)
     g_width: int = 64  # generator's last hidden stage width; earlier stages double it (paper: 128 at 64²)

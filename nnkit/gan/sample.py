@@ -12,7 +12,6 @@ import math
 
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from nnkit.errors import NnkitError
 from nnkit.gan.models import Discriminator, Generator
@@ -31,6 +30,9 @@ def grid_png(images: torch.Tensor, nrow: int | None = None, padding: int = 2) ->
     if images.ndim != 4 or images.shape[0] == 0:
         raise NnkitError("nothing to draw: expected a non-empty N×C×H×W batch")
     nrow = nrow or max(1, math.isqrt(images.shape[0] - 1) + 1)
+    # Imported here: importing torchvision loads torch._dynamo (seconds), which nnkit's start-up does not need.
+    from torchvision.utils import make_grid
+
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
     array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
     pil = Image.fromarray(array[:, :, 0] if images.shape[1] == 1 else array)

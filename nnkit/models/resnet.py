@@ -6,9 +6,9 @@ DeepLift, Grad-CAM) see every activation.
 
 from __future__ import annotations
 
-import torchvision
+import functools
+
 from torch import nn
-from torchvision.models.resnet import BasicBlock as TVBasicBlock
 
 from nnkit.errors import NnkitError
 from nnkit.models.layers import activation as make_activation
@@ -69,26 +69,40 @@ def resnet(num_classes, in_channels, image_size, depth, width, activation, resid
     return CifarResNet(num_classes, in_channels, int(depth), int(width), activation, bool(residual))
 
 
-class _HookSafeBlock(TVBasicBlock):
-    """torchvision's BasicBlock with a separate, not in-place ReLU after the addition."""
+@functools.cache
+def _torchvision_blocks() -> tuple[type, type]:
+    """torchvision's BasicBlock and its hook-safe subclass, defined on first use.
 
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu_out(out + identity)
+    torchvision is imported here, not at the top: importing it loads ``torch._dynamo`` (about 4 CPU-seconds on
+    a 2-core VM), which every CLI command and worker process would otherwise pay for a model few of them build.
+    """
+    from torchvision.models.resnet import BasicBlock as TVBasicBlock
+
+    class HookSafeBlock(TVBasicBlock):
+        """torchvision's BasicBlock with a separate, not in-place ReLU after the addition."""
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu_out(out + identity)
+
+    return TVBasicBlock, HookSafeBlock
 
 
 @register("resnet18", "torchvision ResNet-18 adapted to small images (3×3 stem, no max-pool)")
 def resnet18(num_classes, in_channels, image_size):
     """torchvision's ResNet-18 with a 3×3 stride-1 stem and no max-pool, as is usual for 32×32 inputs."""
+    import torchvision  # see _torchvision_blocks: a costly import, done when this model is built
+
+    tv_block, hook_safe_block = _torchvision_blocks()
     net = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
     net.maxpool = nn.Identity()
     net.relu = nn.ReLU()
     for module in net.modules():
-        if isinstance(module, TVBasicBlock):
-            module.__class__ = _HookSafeBlock
+        if isinstance(module, tv_block):
+            module.__class__ = hook_safe_block
             module.relu = nn.ReLU()
             module.relu_out = nn.ReLU()
     return net

@@ -11,6 +11,8 @@ from nnkit.validate import check_number, check_whole
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("none", "cosine", "step", "onecycle")
 AUGMENTATIONS = ("none", "flip", "crop", "flip+crop")
+# What early stopping watches on the validation split: accuracy (higher is better) or loss (lower is better).
+EARLY_STOPPING_ON = ("val_accuracy", "val_loss")
 ADVERSARIAL = ("fgsm", "pgd")  # adversarial training: FGSM with a random start (Wong et al. 2020), PGD (Madry et al. 2018)
 MAX_ADV_STEPS = 1000
 # Bounds that no useful run reaches; they turn a typo (an extra zero or ten) into an error, not a week of work.
@@ -38,6 +40,9 @@ class TrainConfig:
     augment: str = "none"  # none | flip | crop (pad 2, random crop) | flip+crop
     val_fraction: float = 0.1  # share of train held out for validation (early stopping)
     early_stopping: int = 0  # stop after this many epochs without val improvement (0: off)
+    # the validation number it watches, val_accuracy or val_loss; the weights of its best epoch are kept. Prechelt
+    # (1998) watches the validation error; the loss shows overfitting while the accuracy can still creep up
+    early_stopping_on: str = "val_accuracy"
     seed: int | None = None  # None: a random seed is picked and recorded
     device: str | None = None  # cpu | cuda | mps | None (auto, or $NNKIT_DEVICE)
     name: str | None = None  # a name to refer to the run by
@@ -72,6 +77,9 @@ class TrainConfig:
         check_whole("epochs", self.epochs, 1, MAX_EPOCHS)
         check_whole("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_whole("early_stopping", self.early_stopping, 0, MAX_EPOCHS)
+        if self.early_stopping_on not in EARLY_STOPPING_ON:
+            raise NnkitError(f"unknown early_stopping_on {self.early_stopping_on!r}: choose one of "
+                             f"{', '.join(EARLY_STOPPING_ON)}")
         if self.max_steps is not None:
             check_whole("max_steps", self.max_steps, 1, MAX_STEPS)
         if self.seed is not None:

@@ -211,7 +211,7 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
     label = f"{config.model}-{config.data.replace('folder:', 'folder-')}"
     writer = store.begin(label) if world.master else _NoWriter()
     history: list[dict] = []
-    best = (-1.0, None)
+    best = (-math.inf, None)  # (score of the best epoch so far, its weights)
     stale = 0
     step = 0
     stopped_early = False
@@ -288,8 +288,10 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
             if step >= total_steps:
                 break
             if config.early_stopping and val_split is not None:
-                if record["val_accuracy"] > best[0]:
-                    best, stale = (record["val_accuracy"], copy.deepcopy(model.state_dict())), 0
+                # Higher is better: the loss enters negated. A NaN loss never counts as an improvement.
+                score = -record["val_loss"] if config.early_stopping_on == "val_loss" else record["val_accuracy"]
+                if score > best[0]:
+                    best, stale = (score, copy.deepcopy(model.state_dict())), 0
                 else:
                     stale += 1
                     if stale >= config.early_stopping:
