@@ -145,6 +145,10 @@ def train(config: TrainConfig, on_progress: Callable[[Progress], None] | None = 
     config.validate()
     store = store or RunStore()
     store.check_new_name(config.name)  # before any work: control characters, a name shadowing a run id
+    # torch's optimizers import torch._dynamo when the first one is built (about 4 CPU-seconds on a 2-core VM): a
+    # one-time cost of the process, loaded here so that a run's measured seconds are its training's.
+    import torch._dynamo  # noqa: F401
+
     with distributed.init_from_env(config.device) as world:
         return _train(config, world, on_progress, stop_event, store)
 
