@@ -11,8 +11,8 @@ measurement runs in a fresh child process, as in ``bench/quick_start.py`` (OpenM
 Printed: wall and CPU (process) seconds of the job, of its judge and of its GAN loop, steps and epochs done,
 why it stopped, classes covered and Fréchet distance; seconds per GAN step against the bare loop's; the
 slowdown of a GAN step under load against idle, and that slowdown ÷ the fair-share slowdown
-max(1, (N + 1) / cores). CPU seconds are less sensitive to other work than wall seconds, so the choice of
-defaults reads them. ``--quick`` is a smoke run of a few seconds on tiny data and networks (CI).
+(busy threads + cores) / cores (``quick_start.fair_slowdown``). CPU seconds are less sensitive to other work
+than wall seconds, so the choice of defaults reads them. ``--quick`` is a smoke run of a few seconds on tiny data and networks (CI).
 """
 
 from __future__ import annotations

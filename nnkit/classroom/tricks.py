@@ -265,15 +265,11 @@ def compare_tricks(names=tuple(TRICKS), data: str = "mnist", data_root: str | No
             else:
                 curve.test_accuracy = result.test_accuracy
                 curve.stopped_early = result.stopped_early
-                # The loop restores the first epoch of the best watched number when it stops early.
-                kept = -1
-                if result.stopped_early:
-                    watched = (curve.val_loss if cfg.early_stopping_on == "val_loss"
-                               else [-a for a in curve.val_accuracy])
-                    kept = watched.index(min(watched))
-                curve.kept_epoch = curve.epochs[kept] if curve.epochs else None
-                curve.kept_val_accuracy = curve.val_accuracy[kept] if curve.epochs else None
-                curve.kept_val_loss = curve.val_loss[kept] if curve.epochs else None
+                if result.kept_epoch in curve.epochs:  # the loop says which epoch's weights it ended with
+                    kept = curve.epochs.index(result.kept_epoch)
+                    curve.kept_epoch = result.kept_epoch
+                    curve.kept_val_accuracy = curve.val_accuracy[kept]
+                    curve.kept_val_loss = curve.val_loss[kept]
             curve.done = True
             if on_progress is not None:
                 on_progress(name, curve)

@@ -68,6 +68,7 @@ class TrainResult:
     history: list[dict]
     stopped_early: bool
     model: torch.nn.Module
+    kept_epoch: int | None = None  # the epoch whose weights ``model`` has: the last, or early stopping's best
 
     @property
     def test_accuracy(self) -> float:
@@ -215,7 +216,7 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
     label = f"{config.model}-{config.data.replace('folder:', 'folder-')}"
     writer = store.begin(label) if world.master else _NoWriter()
     history: list[dict] = []
-    best = (-math.inf, None)  # (score of the best epoch so far, its weights)
+    best = (-math.inf, None, None)  # (score of the best epoch so far, its weights, its epoch)
     stale = 0
     step = 0
     stopped_early = False
@@ -295,14 +296,16 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
                 # Higher is better: the loss enters negated. A NaN loss never counts as an improvement.
                 score = -record["val_loss"] if config.early_stopping_on == "val_loss" else record["val_accuracy"]
                 if score > best[0]:
-                    best, stale = (score, copy.deepcopy(model.state_dict())), 0
+                    best, stale = (score, copy.deepcopy(model.state_dict()), epoch), 0
                 else:
                     stale += 1
                     if stale >= config.early_stopping:
                         stopped_early = True
                         break
+        kept_epoch = history[-1]["epoch"] if history else None
         if stopped_early and best[1] is not None:
             model.load_state_dict(best[1])
+            kept_epoch = best[2]
         model = model.to(memory_format=torch.contiguous_format).eval()
         test = evaluate(model, dataset.split("test"), dataset.num_classes, sharded=True)
         seconds = time.perf_counter() - t0
@@ -327,4 +330,4 @@ def _train(config: TrainConfig, world: distributed.World, on_progress, stop_even
         writer.abort()
         raise
     run_id = distributed.broadcast_from_master(info.run_id if info is not None else None)
-    return TrainResult(run_id, seed, seconds, test, history, stopped_early, model)
+    return TrainResult(run_id, seed, seconds, test, history, stopped_early, model, kept_epoch)
